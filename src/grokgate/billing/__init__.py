@@ -1,0 +1,1 @@
+"""Credits: the price table and the append-only ledger every credit movement is written to."""

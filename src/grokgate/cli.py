@@ -1,0 +1,232 @@
+"""`grokgate`: run the server, the sandbox and migrations, and administer organisations, keys and credits.
+
+Every command takes `--json` and then prints exactly one JSON object on stdout. Errors are one line on stderr and
+a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from grokgate.billing import ledger
+from grokgate.config import Settings
+from grokgate.db.base import utcnow
+from grokgate.db.engine import Database
+from grokgate.db.migrate import upgrade
+from grokgate.errors import ApiError
+from grokgate.orgs import service as orgs
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+admin = typer.Typer(no_args_is_help=True, help="Organisations, API keys and credits.")
+app.add_typer(admin, name="admin")
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class CliError(Exception):
+    pass
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"invalid configuration: {problems}") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ApiError as exc:
+        raise CliError(exc.message) from None
+
+
+def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
+    typer.echo(json.dumps(payload) if as_json else text)
+
+
+async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API server and the video poller in this process (migrates the database first)."""
+    import uvicorn
+
+    from grokgate.api.app import create_app
+    from grokgate.logs import configure
+
+    settings = _settings(host=host, port=port)
+    configure(settings.log_level, settings.log_format)
+    asyncio.run(upgrade(settings.database_url))
+    if settings.upstream == "sandbox":
+        typer.secho(
+            "!! No XAI_API_KEY: grokgate answers from its built-in SANDBOX upstream (synthetic media, no cost) !!",
+            fg=typer.colors.YELLOW,
+            bold=True,
+            err=True,
+        )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def migrate(as_json: JsonFlag = False) -> None:
+    """Upgrade the database schema to the newest migration."""
+    settings = _settings()
+    _run(upgrade(settings.database_url))
+    _emit(as_json, {"migrated": True}, "database is up to date")
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    video_seconds: Annotated[float, typer.Option(help="Seconds until a video is done.")] = 3.0,
+    api_key: Annotated[str | None, typer.Option(help="Accept only this key (as xAI would).")] = None,
+) -> None:
+    """Run the sandbox upstream on its own port: xAI's media API, offline (point XAI_BASE_URL at HOST:PORT/v1)."""
+    import uvicorn
+
+    from grokgate.upstream.sandbox.app import create_sandbox_app
+
+    uvicorn.run(create_sandbox_app(api_key=api_key, video_seconds=video_seconds), host=host, port=port)
+
+
+@app.command()
+def demo(as_json: JsonFlag = False) -> None:
+    """Create a demo organisation with credits and an API key, unless an organisation exists already."""
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        existing = await orgs.any_org(session)
+        if existing is not None:
+            return {"created": False, "orgId": existing.id}
+        org = await orgs.create_org(session, "demo", settings.demo_credits)
+        _, secret = await orgs.create_key(session, org.id)
+        return {"created": True, "orgId": org.id, "creditsRemaining": org.credits_remaining, "key": secret}
+
+    result = _run(_in_transaction(settings, work))
+    if as_json:
+        _emit(True, result, "")
+        return
+    if not result["created"]:
+        typer.echo(
+            f"Organisation {result['orgId']} exists. A new key: grokgate admin create-key --org {result['orgId']}"
+        )
+        return
+    body = json.dumps({"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"})
+    typer.echo(
+        f"Demo organisation {result['orgId']} with {result['creditsRemaining']} credits.\n"
+        f"API key (shown once): {result['key']}\n\n"
+        f"curl -s -X POST {settings.base_url}/api/v1/models/grok-imagine \\\n"
+        f"  -H 'Authorization: Bearer {result['key']}' -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(body)}\n"
+    )
+
+
+@admin.command("create-org")
+def create_org(
+    name: Annotated[str, typer.Option(help="Organisation name.")],
+    credits: Annotated[int, typer.Option(help="Initial credits.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an organisation, granting it initial credits through the ledger."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        org = await orgs.create_org(session, name, credits)
+        return {"id": org.id, "name": org.name, "creditsRemaining": org.credits_remaining}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, f"{result['id']}  {result['name']}  {result['creditsRemaining']} credits")
+
+
+@admin.command("create-key")
+def create_key(
+    org: Annotated[str, typer.Option(help="Organisation id.")],
+    expires_in_days: Annotated[int | None, typer.Option(help="Days until the key expires.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key; the secret is printed once and never stored."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+        row, secret = await orgs.create_key(session, org, expires)
+        return {"id": row.id, "key": secret, "orgId": org}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, f"{result['id']}  {result['key']}  (shown only once)")
+
+
+@admin.command("revoke-key")
+def revoke_key(key_id: Annotated[str, typer.Option(help="Key id (key_...).")], as_json: JsonFlag = False) -> None:
+    """Revoke an API key at once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await orgs.revoke_key(session, key_id)
+        return {"id": row.id, "revoked": True}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, f"{result['id']} revoked")
+
+
+@admin.command("add-credits")
+def add_credits(
+    org: Annotated[str, typer.Option(help="Organisation id.")],
+    credits: Annotated[int, typer.Option(help="Credits to grant (positive).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Grant credits to an organisation (a ledger row)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await orgs.get_org(session, org)
+        return {"id": org, "creditsRemaining": await ledger.grant(session, org, credits, note="admin grant")}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, f"{org}: {result['creditsRemaining']} credits")
+
+
+@admin.command("balance")
+def balance(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
+    """The cached balance and the ledger sum, computed independently: they must always agree."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await ledger.balance_of(session, org)
+        if found is None:
+            raise ApiError(404, "NOT_FOUND", f"Organization {org} not found")
+        return {"creditsRemaining": found.credits_remaining, "ledgerSum": found.ledger_sum}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, f"{org}: {result['creditsRemaining']} credits (ledger sum {result['ledgerSum']})")
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        typer.echo(f"grokgate: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        typer.echo(f"grokgate: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

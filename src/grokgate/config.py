@@ -1,0 +1,135 @@
+"""Settings, read once from the environment by pydantic-settings and passed down explicitly.
+
+Nothing reads `os.environ` elsewhere: the app factory, the CLI and the tests build a `Settings` and hand it to
+whatever needs it, so two gateways with different settings can live in one test process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PRICES: dict[str, int] = {"text-to-image": 8, "text-to-video": 150, "image-to-video": 150}
+
+
+def async_database_url(url: str) -> str:
+    """Map the plain URLs operators write (`sqlite:///x.db`, `postgresql://...`) to the async drivers we ship."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GROKGATE_", extra="ignore", populate_by_name=True)
+
+    database_url: str = "sqlite:///./var/grokgate.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    log_format: Literal["console", "json"] = "console"
+    public_url: str | None = None
+    """Base URL clients reach this server at; defaults to http://host:port."""
+
+    upstream: Literal["xai", "sandbox"] | None = None
+    xai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("XAI_API_KEY", "xai_api_key"))
+    xai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("XAI_BASE_URL", "xai_base_url"))
+    upstream_timeout: float = 120.0
+    """Seconds one upstream HTTP call may take (xAI renders an image in a few seconds, sometimes far more)."""
+    upstream_retries: int = 3
+    """Attempts for a call that is safe to repeat (polls, a submit refused with 429 or never sent)."""
+    upstream_backoff: float = 0.5
+    """Base seconds of the exponential back-off between those attempts."""
+
+    poll_interval: float = 5.0
+    """Seconds between two polls of one video."""
+    poller_batch: int = 200
+    poller_concurrency: int = 64
+    run_poller: bool = True
+    request_lease: float = 600.0
+    """Seconds a request owns its job while it talks to xAI; past that, a job with no outcome is refunded."""
+    poll_lease: float = 120.0
+    """Seconds a poller owns a claimed job before another process may take it over."""
+    video_deadline: float = 3600.0
+    """Seconds after submission at which a video xAI never finished is failed and refunded."""
+
+    prices: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    max_image_url_bytes: int = 20 * 1024 * 1024
+
+    demo_credits: int = 1000
+
+    sandbox_video_seconds: float = 3.0
+    """How long the sandbox pretends to render a video before it reports `done`."""
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            merged = dict(DEFAULT_PRICES)
+            merged.update(value)
+            return merged
+        return value
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(DEFAULT_PRICES)
+        if unknown:
+            raise ValueError(f"unknown sub-model(s) in GROKGATE_PRICES: {sorted(unknown)}")
+        if any(price <= 0 for price in value.values()):
+            raise ValueError("every price in GROKGATE_PRICES must be a positive integer")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return async_database_url(value)
+
+    @model_validator(mode="after")
+    def _choose_upstream(self) -> Settings:
+        if self.upstream is None:
+            self.upstream = "xai" if self.xai_api_key else "sandbox"
+        if self.upstream == "xai" and not self.xai_api_key:
+            raise ValueError("GROKGATE_UPSTREAM=xai needs XAI_API_KEY")
+        if self.poll_interval <= 0:
+            raise ValueError("GROKGATE_POLL_INTERVAL must be positive")
+        if self.request_lease <= self.upstream_timeout:
+            raise ValueError("GROKGATE_REQUEST_LEASE must exceed GROKGATE_UPSTREAM_TIMEOUT")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def sandbox_mounted(self) -> bool:
+        """The sandbox runs inside this server when it is the upstream and nobody pointed us elsewhere."""
+        return self.upstream == "sandbox" and not self.xai_base_url
+
+    @property
+    def upstream_base_url(self) -> str:
+        if self.xai_base_url:
+            return self.xai_base_url.rstrip("/")
+        if self.upstream == "sandbox":
+            return f"{self.base_url}/sandbox/v1"
+        return "https://api.x.ai/v1"
+
+    @property
+    def upstream_api_key(self) -> str:
+        return self.xai_api_key or "sandbox-key"
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :])
+        return None

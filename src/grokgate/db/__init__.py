@@ -1,0 +1,1 @@
+"""Database plumbing shared by every domain: the engine, the declarative base and the migrations runner."""

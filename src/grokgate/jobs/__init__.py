@@ -1,0 +1,1 @@
+"""Generation jobs: validation, submission, the durable video poller and the HTTP routes."""

@@ -1,0 +1,48 @@
+"""The jobs table: what was asked, what it cost, where it stands, and who is working on it right now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from grokgate.db.base import Base, UTCDateTime, utcnow
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_org_created", "org_id", "created_at"),
+        Index("ix_jobs_due", "status", "next_poll_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    """`image` or `video`."""
+    model: Mapped[str] = mapped_column(String(32))
+    """The seed's sub-model: `text-to-image`, `text-to-video`, `image-to-video`."""
+    status: Mapped[str] = mapped_column(String(16))
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    credits_charged: Mapped[int] = mapped_column(Integer)
+    credits_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    external_job_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    cost_in_usd_ticks: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    lease_owner: Mapped[str | None] = mapped_column(String(80), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """While set and in the future, one process owns the job (a request submitting it, or a poller polling it)."""
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    poll_count: Mapped[int] = mapped_column(Integer, default=0)
+    poll_failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Polls in a row that got no answer from xAI; sets the back-off before the next one."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,0 +1,115 @@
+"""The durable video poller: one loop that leases due jobs, asks xAI about them, and records what it heard.
+
+All state lives in the jobs table, so a poller can die at any instruction: its leases run out and any poller
+(this process after a restart, or another one) takes the jobs over. Work done twice is harmless because every
+write is conditioned on still holding the lease, and a job's end is conditioned on it still being active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from grokgate.db.base import utcnow
+from grokgate.db.engine import Database
+from grokgate.jobs import states
+from grokgate.jobs.models import Job
+from grokgate.jobs.service import claim_due, finish_in, reschedule
+from grokgate.upstream.base import Upstream, UpstreamError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    interval: float
+    """Seconds between two polls of one video."""
+    batch: int = 200
+    """Most jobs leased in one round."""
+    concurrency: int = 64
+    """Most polls in flight at once."""
+    lease: float = 120.0
+    """Seconds a leased job stays ours; must outlast one poll with its retries."""
+
+    @property
+    def tick(self) -> float:
+        """Sleep between rounds when there was nothing more to do: small against the interval, at most 1 s."""
+        return max(0.01, min(1.0, self.interval / 2))
+
+
+class Poller:
+    def __init__(self, db: Database, upstream: Upstream, settings: PollerSettings, owner: str) -> None:
+        self.db = db
+        self.upstream = upstream
+        self.settings = settings
+        self.owner = owner
+        self._slots = asyncio.Semaphore(settings.concurrency)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("poller.started", owner=self.owner, interval=self.settings.interval)
+        while not stop.is_set():
+            try:
+                handled = await self.round()
+            except Exception:
+                log.exception("poller.round_failed")
+                handled = 0
+            if handled < self.settings.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.tick)
+        log.info("poller.stopped", owner=self.owner)
+
+    async def round(self) -> int:
+        """Lease what is due and handle it; returns how many jobs were handled."""
+        async with self.db.transaction() as session:
+            jobs = await claim_due(
+                session,
+                owner=self.owner,
+                lease_seconds=self.settings.lease,
+                limit=self.settings.batch,
+                is_postgres=not self.db.is_sqlite,
+            )
+        if jobs:
+            await asyncio.gather(*(self._guarded(job) for job in jobs))
+        return len(jobs)
+
+    async def _guarded(self, job: Job) -> None:
+        async with self._slots:
+            try:
+                await self.handle(job)
+            except Exception:
+                # The lease runs out and a later round tries again; nothing was half-written.
+                log.exception("poller.job_failed", job_id=job.id)
+
+    async def handle(self, job: Job) -> None:
+        if job.external_job_id is None or job.kind != "video":
+            # Its request died (with its process) before xAI's outcome was recorded: nothing can be delivered.
+            await self._apply(job, states.lost_request(job.kind), answered=True)
+            return
+        try:
+            poll = await self.upstream.poll_video(job.external_job_id)
+        except UpstreamError as exc:
+            log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
+            delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
+            decision = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
+            await self._apply(job, decision, answered=False)
+            return
+        decision = states.after_poll(
+            poll,
+            now=utcnow(),
+            deadline=job.deadline_at,
+            interval=self.settings.interval,
+            requested_duration=job.input.get("duration"),
+        )
+        await self._apply(job, decision, answered=True)
+
+    async def _apply(self, job: Job, decision: states.Decision, *, answered: bool) -> None:
+        async with self.db.transaction() as session:
+            if isinstance(decision, states.Wait):
+                kept = await reschedule(session, job.id, decision, owner=self.owner, answered=answered)
+            else:
+                kept = await finish_in(session, job.id, decision, owner=self.owner)
+        if not kept:
+            log.warning("poller.lease_lost", job_id=job.id)

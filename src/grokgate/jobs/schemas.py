@@ -1,0 +1,118 @@
+"""The wire shapes of the generation API: the request body as the seed documents it, and every answer.
+
+Pydantic checks types and ranges here and names the offending field; the rules that relate fields to each other
+(a prompt is required for text models, an image for image-to-video, ...) live in `jobs/spec.py` as plain code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+SubModel = Literal["text-to-video", "text-to-image", "image-to-video"]
+AspectRatio = Literal["16:9", "9:16", "4:3", "3:4", "1:1", "3:2", "2:3"]
+JobStatus = Literal["pending", "processing", "completed", "failed"]
+
+_DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,(?P<payload>[A-Za-z0-9+/=\s]+)$", re.DOTALL)
+
+
+def check_image_url(value: str) -> str:
+    """An http(s) URL with a host, or a base64 `data:image/...` URI that really decodes."""
+    if value.startswith("data:"):
+        match = _DATA_URI.match(value)
+        if match is None:
+            raise PydanticCustomError(
+                "invalid_url", "must be an http(s) URL or a data:image/(png|jpeg|webp);base64 URI"
+            )
+        try:
+            base64.b64decode(match["payload"], validate=False)
+        except (binascii.Error, ValueError):
+            raise PydanticCustomError("invalid_url", "data URI payload is not valid base64") from None
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("invalid_url", "must be an http(s) URL or a data:image/...;base64 URI")
+    return value
+
+
+class GenerateRequest(BaseModel):
+    """Body of `POST /api/v1/models/grok-imagine`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"}]},
+    )
+
+    prompt: str | None = Field(
+        default=None,
+        max_length=5000,
+        description="Text description. Required for text-to-video and text-to-image (max 5000 chars).",
+    )
+    model: SubModel = Field(default="text-to-video", description="Sub-model; default text-to-video.")
+    image_url: str | None = Field(
+        default=None,
+        description="Image URL (http(s) or data:image/...;base64). Required for image-to-video; optional for "
+        "text-to-image, where it asks for an edit of that image.",
+    )
+    aspect_ratio: AspectRatio | None = Field(default=None, description="Output aspect ratio.")
+    duration: int | None = Field(
+        default=None,
+        ge=1,
+        le=15,
+        description="Video duration in seconds (1-15, default 6). Video models only.",
+    )
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_url(value)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    code: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageCompleted(BaseModel):
+    jobId: str
+    status: Literal["completed"]
+    message: str
+    creditsCharged: int
+    imageUrl: str
+    resultUrls: list[str]
+
+
+class VideoAccepted(BaseModel):
+    jobId: str
+    status: JobStatus
+    message: str
+    creditsCharged: int
+    externalJobId: str
+    input: dict[str, Any]
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobView(BaseModel):
+    """`GET /api/v1/jobs/{jobId}`. `error` and `creditsRefunded` appear only on failed jobs."""
+
+    id: str
+    status: JobStatus
+    output: dict[str, Any] | None
+    creditsCharged: int
+    workflowSlug: Literal["grok-imagine-generate"] = "grok-imagine-generate"
+    createdAt: datetime
+    updatedAt: datetime
+    error: JobError | None = None
+    creditsRefunded: int | None = None

@@ -1,0 +1,93 @@
+"""Where a job goes next, decided from what was observed. Plain functions over plain data.
+
+    pending ──poll: not yet──▶ processing ──poll: done──▶ completed
+       │                           │
+       └──── failed / expired / moderated / unknown id / deadline / lost submit ──▶ failed (+ refund)
+
+A job leaves `pending`/`processing` exactly once: the service applies a decision with an UPDATE conditioned on the
+job still being active, in the same transaction as the refund, so a refund cannot happen twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from grokgate.upstream.base import VideoPoll
+
+ACTIVE = ("pending", "processing")
+TERMINAL = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class Complete:
+    output: dict[str, Any]
+    cost_in_usd_ticks: int | None = None
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The job ends without a result: its charge is refunded."""
+
+    code: str
+    message: str
+    cost_in_usd_ticks: int | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    status: str
+    next_poll_at: datetime
+
+
+Decision = Complete | Fail | Wait
+
+
+def video_output(url: str, duration: float | None, requested: int | None) -> dict[str, Any]:
+    seconds: float | int | None = duration if duration is not None else requested
+    if isinstance(seconds, float) and seconds.is_integer():
+        seconds = int(seconds)
+    return {"videoUrl": url, "resultUrls": [url], "duration": seconds}
+
+
+def image_output(urls: list[str]) -> dict[str, Any]:
+    return {"imageUrl": urls[0], "resultUrls": list(urls)}
+
+
+def after_poll(
+    poll: VideoPoll, *, now: datetime, deadline: datetime, interval: float, requested_duration: int | None
+) -> Decision:
+    if poll.state == "done" and poll.url:
+        return Complete(video_output(poll.url, poll.duration, requested_duration), poll.cost_in_usd_ticks)
+    if poll.state == "pending":
+        return after_silence(now=now, deadline=deadline, delay=interval, status="processing")
+    code = {
+        "not_found": "UPSTREAM_NOT_FOUND",
+        "expired": "UPSTREAM_EXPIRED",
+        "moderated": "CONTENT_MODERATED",
+    }
+    return Fail(
+        code.get(poll.state, f"UPSTREAM_{(poll.error_code or 'failed').upper()}"),
+        poll.error_message or "xAI reported the video as failed",
+        poll.cost_in_usd_ticks,
+    )
+
+
+def after_silence(*, now: datetime, deadline: datetime, delay: float, status: str) -> Decision:
+    """No answer yet (still rendering, or xAI unreachable for now): wait, unless the deadline has passed."""
+    if now >= deadline:
+        return Fail("DEADLINE_EXCEEDED", "xAI did not finish the video before the job's deadline")
+    return Wait(status=status, next_poll_at=min(now + timedelta(seconds=delay), deadline))
+
+
+def retry_delay(interval: float, failures: int) -> float:
+    """Back off after consecutive failed polls: interval, 2x, 4x ... capped at 60 s (or interval if larger)."""
+    return min(interval * float(1 << min(failures, 8)), max(60.0, interval))
+
+
+def lost_request(kind: str) -> Fail:
+    """The process that held this job died before knowing xAI's outcome: nothing can be delivered."""
+    if kind == "video":
+        return Fail("SUBMIT_INTERRUPTED", "The video submission was interrupted before xAI confirmed it")
+    return Fail("REQUEST_INTERRUPTED", "The image request was interrupted before a result was received")

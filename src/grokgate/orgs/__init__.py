@@ -1,0 +1,1 @@
+"""Organisations (the paying customers) and the API keys they authenticate with."""

@@ -1,0 +1,56 @@
+"""Prompt markers that steer the sandbox, parsed into a plain `Scenario`.
+
+Write `[sandbox:NAME]` or `[sandbox:NAME=VALUE]` anywhere in a prompt:
+
+| marker         | effect                                                                   |
+|----------------|--------------------------------------------------------------------------|
+| `reject`       | submit answers 400 `invalid_argument` (a content-policy refusal)         |
+| `error500`     | submit answers 500                                                       |
+| `ratelimit=N`  | the first N submits of this prompt answer 429 with `Retry-After`         |
+| `unavailable=N`| the first N submits of this prompt answer 503                            |
+| `hang=S`       | submit waits S seconds before answering                                  |
+| `delay=S`      | the video is `done` S seconds after submission                           |
+| `never`        | the video never finishes                                                 |
+| `fail`         | the video ends `failed`                                                  |
+| `expire`       | the video ends `expired`                                                 |
+| `moderate`     | the video ends `done` with `respect_moderation: false` and no URL        |
+| `gone`         | polls answer 404, as for an unknown request id                           |
+| `pollerror=N`  | the first N polls of the video answer 500                                |
+| `empty202`     | pending polls answer 202 with an empty body                              |
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MARKER = re.compile(r"\[sandbox:([a-z0-9]+)(?:=([0-9.]+))?\]")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    reject: bool = False
+    error500: bool = False
+    ratelimit: int = 0
+    unavailable: int = 0
+    hang: float = 0.0
+    delay: float | None = None
+    never: bool = False
+    fail: bool = False
+    expire: bool = False
+    moderate: bool = False
+    gone: bool = False
+    pollerror: int = 0
+    empty202: bool = False
+
+
+def parse(prompt: str | None) -> Scenario:
+    values: dict[str, object] = {}
+    for name, raw in _MARKER.findall(prompt or ""):
+        if name in ("ratelimit", "unavailable", "pollerror"):
+            values[name] = int(float(raw or 1))
+        elif name in ("hang", "delay"):
+            values[name] = float(raw or 0)
+        elif name in Scenario.__dataclass_fields__:
+            values[name] = True
+    return Scenario(**values)  # type: ignore[arg-type]

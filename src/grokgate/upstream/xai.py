@@ -1,0 +1,226 @@
+"""xAI's REST API over httpx: timeouts, bounded retries, and the mapping of its answers onto `upstream.base`.
+
+Retry policy, by what a failure says about the request:
+- 429 and 503 mean xAI did not take the request: retried (honouring `Retry-After`) for every call.
+- A connection that was never established means nothing was sent: retried for every call.
+- A timeout after sending, a dropped connection, or another 5xx leave a submit's outcome unknown: a submit is then
+  not repeated (that could start and bill a second generation); a poll, which changes nothing, is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+import structlog
+
+from grokgate.upstream.base import (
+    ImageRequest,
+    ImageResult,
+    SubmitOutcomeUnknown,
+    UpstreamError,
+    UpstreamRejected,
+    VideoPoll,
+    VideoRequest,
+)
+
+log = structlog.get_logger(__name__)
+
+IMAGE_MODEL = "grok-imagine-image"
+VIDEO_MODEL = "grok-imagine-video"
+_NOT_TAKEN = {429, 503}
+_MAX_RETRY_AFTER = 30.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """xAI's `{"code", "error"}` body (or whatever text came) as (message, code)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text[:500] or f"HTTP {response.status_code}", None)
+    if isinstance(body, dict):
+        message = body.get("error") or body.get("message") or body
+        if isinstance(message, dict):
+            message = message.get("message", str(message))
+        code = body.get("code")
+        return (str(message)[:1000], str(code) if code is not None else None)
+    return (str(body)[:1000], None)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def poll_from_body(status_code: int, body: Any) -> VideoPoll:
+    """Read one `GET /v1/videos/{id}` answer. Unknown statuses count as still pending, as xAI advises."""
+    if status_code == 404:
+        return VideoPoll(state="not_found", error_code="not_found", error_message="xAI does not know this request")
+    data = _obj(body)
+    progress = data.get("progress") if isinstance(data.get("progress"), int) else None
+    status = data.get("status")
+    if status_code == 202 or status not in {"done", "failed", "expired"}:
+        return VideoPoll(state="pending", progress=progress, raw=data)
+    cost = _obj(data.get("usage")).get("cost_in_usd_ticks")
+    cost = cost if isinstance(cost, int) else None
+    if status == "done":
+        video = _obj(data.get("video"))
+        url = video.get("url")
+        if video.get("respect_moderation") is False or not url:
+            return VideoPoll(
+                state="moderated",
+                cost_in_usd_ticks=cost,
+                error_code="moderated",
+                error_message="The video was withheld by xAI's moderation",
+                raw=data,
+            )
+        duration = video.get("duration")
+        return VideoPoll(
+            state="done",
+            url=str(url),
+            duration=float(duration) if isinstance(duration, int | float) else None,
+            cost_in_usd_ticks=cost,
+            raw=data,
+        )
+    if status == "failed":
+        error = _obj(data.get("error"))
+        return VideoPoll(
+            state="failed",
+            cost_in_usd_ticks=cost,
+            error_code=str(error.get("code") or "internal_error"),
+            error_message=str(error.get("message") or "xAI reported the video as failed"),
+            raw=data,
+        )
+    return VideoPoll(state="expired", error_code="expired", error_message="xAI expired the request before rendering it")
+
+
+class XaiUpstream:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            transport=transport,
+        )
+        self._retries = max(1, retries)
+        self._backoff = backoff
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _pause(self, attempt: int, response: httpx.Response | None) -> None:
+        delay = self._backoff * (2**attempt) * (0.5 + random.random())
+        hinted = _retry_after(response) if response is not None else None
+        await asyncio.sleep(max(delay, hinted or 0.0))
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool) -> httpx.Response:
+        last: httpx.Response | None = None
+        for attempt in range(self._retries):
+            try:
+                response = await self._client.request(method, path.lstrip("/"), json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                log.warning("upstream.unreachable", path=path, attempt=attempt + 1, error=repr(exc))
+                last = None
+                if attempt + 1 < self._retries:
+                    await self._pause(attempt, None)
+                continue
+            except httpx.TransportError as exc:
+                if not idempotent:
+                    raise SubmitOutcomeUnknown(f"xAI did not answer {method} {path}: {exc!r}") from exc
+                log.warning("upstream.transport_error", path=path, attempt=attempt + 1, error=repr(exc))
+                last = None
+                if attempt + 1 < self._retries:
+                    await self._pause(attempt, None)
+                continue
+            retryable = response.status_code in _NOT_TAKEN or (idempotent and response.status_code >= 500)
+            if not retryable:
+                return response
+            last = response
+            log.warning("upstream.retry", path=path, status=response.status_code, attempt=attempt + 1)
+            if attempt + 1 < self._retries:
+                await self._pause(attempt, response)
+        if last is None:
+            raise UpstreamError(f"xAI unreachable for {method} {path} after {self._retries} attempts")
+        message, _ = _error_message(last)
+        raise UpstreamError(f"xAI answered {last.status_code} after {self._retries} attempts: {message}")
+
+    def _raise_for_submit(self, response: httpx.Response) -> None:
+        if response.status_code == 200:
+            return
+        message, code = _error_message(response)
+        if response.status_code in (400, 422) and "api key" not in message.lower():
+            raise UpstreamRejected(message, code)
+        if response.status_code >= 500:
+            raise SubmitOutcomeUnknown(f"xAI answered {response.status_code}: {message}")
+        raise UpstreamError(f"xAI answered {response.status_code}: {message}")
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        body: dict[str, Any] = {
+            "model": IMAGE_MODEL,
+            "prompt": request.prompt,
+            "response_format": "url",
+            "n": 1,
+        }
+        path = "images/generations"
+        if request.image_url is not None:
+            path = "images/edits"
+            body["image"] = {"url": request.image_url}
+        elif request.aspect_ratio is not None:
+            body["aspect_ratio"] = request.aspect_ratio
+        response = await self._send("POST", path, body, idempotent=False)
+        self._raise_for_submit(response)
+        data = response.json()
+        urls = [item["url"] for item in data.get("data", []) if isinstance(item, dict) and item.get("url")]
+        if not urls:
+            raise UpstreamError("xAI answered 200 without an image URL")
+        cost = (data.get("usage") or {}).get("cost_in_usd_ticks")
+        return ImageResult(urls=urls, cost_in_usd_ticks=cost if isinstance(cost, int) else None)
+
+    async def submit_video(self, request: VideoRequest) -> str:
+        body: dict[str, Any] = {"model": VIDEO_MODEL, "duration": request.duration}
+        if request.prompt is not None:
+            body["prompt"] = request.prompt
+        if request.aspect_ratio is not None:
+            body["aspect_ratio"] = request.aspect_ratio
+        if request.image_url is not None:
+            body["image"] = {"url": request.image_url}
+        response = await self._send("POST", "videos/generations", body, idempotent=False)
+        self._raise_for_submit(response)
+        request_id = response.json().get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise SubmitOutcomeUnknown("xAI answered 200 without a request_id")
+        return request_id
+
+    async def poll_video(self, request_id: str) -> VideoPoll:
+        response = await self._send("GET", f"videos/{request_id}", None, idempotent=True)
+        if response.status_code not in (200, 202, 404):
+            message, _ = _error_message(response)
+            raise UpstreamError(f"xAI answered {response.status_code} to a poll: {message}")
+        body: Any = None
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        return poll_from_body(response.status_code, body)
