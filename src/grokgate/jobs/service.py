@@ -48,6 +48,7 @@ def present(job: Job) -> JobView:
         status=job.status,
         output=job.output,
         creditsCharged=job.credits_charged,
+        workflowSlug="grok-imagine-generate",
         createdAt=job.created_at,
         updatedAt=job.updated_at,
     )

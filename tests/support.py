@@ -1,0 +1,162 @@
+"""Helpers the tests share: live servers on loopback, database set-up, and the money invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select, text
+
+from grokgate.billing.models import LedgerEntry
+from grokgate.db.engine import Database
+from grokgate.jobs.models import Job
+from grokgate.orgs import service as orgs
+from grokgate.orgs.models import Organization
+
+PG_URL = os.environ.get("GROKGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKEND = os.environ.get("GROKGATE_TEST_DB", "sqlite")
+TABLES = ("ledger_entries", "jobs", "api_keys", "organizations")
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with contextlib.closing(free_socket()) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """An ASGI app served by a real uvicorn on a loopback port, inside the test's event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._sock = free_socket()
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LiveServer:
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._sock.close()
+
+
+@dataclass
+class Tenant:
+    org_id: str
+    key: str
+    key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_tenant(db_url: str, credits: int = 1000, name: str = "acme") -> Tenant:
+    db = Database(db_url)
+    try:
+        async with db.transaction() as session:
+            org = await orgs.create_org(session, name, credits)
+            row, secret = await orgs.create_key(session, org.id)
+        return Tenant(org_id=org.id, key=secret, key_id=row.id)
+    finally:
+        await db.dispose()
+
+
+async def counts(db_url: str) -> dict[str, int]:
+    """Rows in every table: 'changes nothing' is checked by comparing these before and after."""
+    db = Database(db_url)
+    try:
+        async with db.reader() as session:
+            return {
+                table: int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+                for table in TABLES
+            }
+    finally:
+        await db.dispose()
+
+
+async def assert_money_exact(db_url: str) -> None:
+    """The invariants of the ledger, over everything a test did.
+
+    - every organisation's cached balance equals the sum of its ledger rows, and is never negative;
+    - every job was charged exactly once, its price;
+    - a failed job was refunded exactly once, its whole charge; any other job never.
+    """
+    db = Database(db_url)
+    try:
+        async with db.reader() as session:
+            for org in (await session.scalars(select(Organization))).all():
+                total = await session.scalar(
+                    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.org_id == org.id)
+                )
+                assert org.credits_remaining == total, f"{org.id}: balance {org.credits_remaining} != ledger {total}"
+                assert org.credits_remaining >= 0
+            rows = (await session.execute(select(LedgerEntry.job_id, LedgerEntry.kind, LedgerEntry.amount))).all()
+            movements: dict[tuple[str, str], list[int]] = {}
+            for job_id, kind, amount in rows:
+                if job_id is not None:
+                    movements.setdefault((job_id, kind), []).append(amount)
+            for job in (await session.scalars(select(Job))).all():
+                assert movements.get((job.id, "charge")) == [-job.credits_charged], job.id
+                refunds = movements.get((job.id, "refund"), [])
+                if job.status == "failed":
+                    assert refunds == [job.credits_charged], f"{job.id} failed, refunds {refunds}"
+                    assert job.credits_refunded == job.credits_charged
+                else:
+                    assert refunds == [], f"{job.id} is {job.status} but was refunded {refunds}"
+    finally:
+        await db.dispose()
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """Poll `check` until it returns something truthy; the bound is a safety net, never a measurement."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_job(client: httpx.AsyncClient, tenant: Tenant, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    async def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).json()
+        return body if body["status"] in ("completed", "failed") else None
+
+    result: dict[str, Any] = await wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
+    return result
+
+
+@contextlib.asynccontextmanager
+async def client_for(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        yield client
