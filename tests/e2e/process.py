@@ -1,0 +1,72 @@
+"""The gateway as a real operating-system process: started with `grokgate serve`, killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import free_port
+
+GROKGATE = str(Path(sys.executable).with_name("grokgate"))
+
+
+def clean_env(**overrides: Any) -> dict[str, str]:
+    """The parent's environment without anything that would point the child at another upstream or database."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GROKGATE_", "XAI_")) or key.startswith("GROKGATE_TEST")
+    }
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([GROKGATE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+class GatewayProcess:
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "GROKGATE_PORT": str(self.port)}
+        self.log_path = log_path
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> GatewayProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([GROKGATE, "serve"], env=self.env, stdout=log, stderr=log, cwd=self.cwd)
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"gateway exited early:\n{self.log_path.read_text()}")
+                try:
+                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"gateway did not come up:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,159 @@
+"""The poller's leases against the real database: disjoint claims, take-over after a lease runs out, lost submits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from grokgate.db.base import new_id, utcnow
+from grokgate.db.engine import Database
+from grokgate.jobs.models import Job
+from grokgate.jobs.poller import Poller, PollerSettings
+from grokgate.jobs.service import JobService, claim_due
+from grokgate.jobs.spec import GenerationSpec
+from grokgate.orgs.service import Caller
+from grokgate.upstream.xai import XaiUpstream
+from tests.conftest import SANDBOX_KEY, Sandbox, gateway_settings
+from tests.support import make_tenant
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def upstream(sandbox: Sandbox) -> AsyncIterator[XaiUpstream]:
+    client = XaiUpstream(f"{sandbox.url}/v1", SANDBOX_KEY, timeout=10, backoff=0.01)
+    yield client
+    await client.aclose()
+
+
+def video_spec(prompt: str = "v") -> GenerationSpec:
+    return GenerationSpec(kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1)
+
+
+async def test_concurrent_claims_are_disjoint(db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox) -> None:
+    tenant = await make_tenant(db_url, credits=150 * 30)
+    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
+    caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
+    for i in range(30):
+        await service.submit_video(caller, video_spec(f"v{i}"))
+    async with db.transaction() as session:
+        await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
+
+    async def claim(owner: str) -> set[str]:
+        async with db.transaction() as session:
+            jobs = await claim_due(session, owner=owner, lease_seconds=60, limit=20, is_postgres=not db.is_sqlite)
+            return {job.id for job in jobs}
+
+    first, second = await asyncio.gather(claim("a"), claim("b"))
+    assert not first & second
+    assert len(first | second) == 30
+    # Leased jobs are not due for anybody else until their lease runs out.
+    assert await claim("c") == set()
+
+
+async def test_two_pollers_finish_every_job_exactly_once(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+) -> None:
+    tenant = await make_tenant(db_url, credits=150 * 40)
+    settings = gateway_settings(db_url, sandbox.url)
+    service = JobService(db=db, upstream=upstream, settings=settings, owner="submitter")
+    caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
+    ids = [
+        (await service.submit_video(caller, video_spec(f"v{i} {'[sandbox:fail]' if i % 4 == 0 else ''}")))["jobId"]
+        for i in range(40)
+    ]
+    stop = asyncio.Event()
+    pollers = [Poller(db, upstream, PollerSettings(interval=0.05, batch=7), owner=name) for name in ("p1", "p2")]
+    tasks = [asyncio.create_task(poller.run(stop)) for poller in pollers]
+
+    async def all_done() -> bool:
+        async with db.reader() as session:
+            jobs = [await session.get(Job, job_id) for job_id in ids]
+        return all(job is not None and job.status in ("completed", "failed") for job in jobs)
+
+    try:
+        for _ in range(400):
+            if await all_done():
+                break
+            await asyncio.sleep(0.05)
+        assert await all_done()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    async with db.reader() as session:
+        statuses = [(await session.get(Job, job_id)).status for job_id in ids]  # type: ignore[union-attr]
+    assert statuses.count("failed") == 10
+    assert statuses.count("completed") == 30
+    # The money invariants (one charge each, one refund per failed job) are checked by the db_url fixture.
+
+
+async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+) -> None:
+    tenant = await make_tenant(db_url, credits=150)
+    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="dead-process")
+    job = await service._open(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
+    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
+    assert await poller.round() == 0  # still leased by the (dead) submitter: left alone
+    async with db.transaction() as session:
+        await session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert await poller.round() == 1
+    async with db.reader() as session:
+        row = await session.get(Job, job.id)
+    assert row is not None
+    assert (row.status, row.error_code, row.credits_refunded) == ("failed", "SUBMIT_INTERRUPTED", 150)
+    assert await sandbox.requests("/v1/") == []
+
+
+async def test_a_poll_whose_poller_died_is_taken_over(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+) -> None:
+    tenant = await make_tenant(db_url, credits=150)
+    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
+    result = await service.submit_video(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
+    # A poller leases the job and dies before writing anything back.
+    async with db.transaction() as session:
+        await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
+        claimed = await claim_due(session, owner="dead", lease_seconds=0.2, limit=10, is_postgres=not db.is_sqlite)
+    assert [job.id for job in claimed] == [result["jobId"]]
+    survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
+    assert await survivor.round() == 0
+    await asyncio.sleep(0.6)  # the sandbox finishes the video after 0.3 s; the dead lease ends after 0.2 s
+    assert await survivor.round() == 1
+    async with db.reader() as session:
+        row = await session.get(Job, result["jobId"])
+    assert row is not None and row.status == "completed"
+
+
+async def test_a_late_writer_without_the_lease_changes_nothing(db_url: str, db: Database) -> None:
+    tenant = await make_tenant(db_url, credits=150)
+    now = utcnow()
+    job_id = new_id("job")
+    from grokgate.billing import ledger
+    from grokgate.jobs import states
+    from grokgate.jobs.service import finish_in
+
+    async with db.transaction() as session:
+        await ledger.charge(session, tenant.org_id, job_id, 150)
+        session.add(
+            Job(
+                id=job_id, org_id=tenant.org_id, kind="video", model="text-to-video", status="processing",
+                input={}, credits_charged=150, credits_refunded=0, external_job_id="r", lease_owner="current",
+                lease_expires_at=now + timedelta(seconds=60), deadline_at=now + timedelta(hours=1),
+            )
+        )  # fmt: skip
+    async with db.transaction() as session:
+        assert not await finish_in(session, job_id, states.Fail("X", "late"), owner="former")
+    async with db.transaction() as session:
+        assert await finish_in(session, job_id, states.Fail("X", "now"), owner="current")
+    async with db.transaction() as session:
+        assert not await finish_in(session, job_id, states.Fail("X", "again"), owner=None)

@@ -1,0 +1,130 @@
+"""The plain rules: request -> spec, poll answer -> next state. No I/O, so every branch is cheap to pin down."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from grokgate.errors import ApiError
+from grokgate.jobs import states
+from grokgate.jobs.schemas import GenerateRequest
+from grokgate.jobs.spec import build_spec
+from grokgate.upstream.base import VideoPoll
+from grokgate.upstream.xai import poll_from_body
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+def spec(**body: object) -> object:
+    return build_spec(GenerateRequest.model_validate(body), max_image_url_bytes=10_000)
+
+
+def test_defaults_follow_the_seed() -> None:
+    video = build_spec(GenerateRequest.model_validate({"prompt": " hi "}), max_image_url_bytes=10)
+    assert (video.kind, video.model, video.duration, video.prompt) == ("video", "text-to-video", 6, "hi")
+    image = build_spec(GenerateRequest.model_validate({"prompt": "hi", "model": "text-to-image"}), max_image_url_bytes=10)
+    assert (image.kind, image.duration) == ("image", None)
+    assert image.echo() == {"model": "text-to-image", "prompt": "hi"}
+
+
+def test_image_to_video_prompt_is_optional() -> None:
+    result = build_spec(
+        GenerateRequest.model_validate({"model": "image-to-video", "image_url": "https://x.test/a.png"}),
+        max_image_url_bytes=100,
+    )
+    assert result.prompt is None
+    assert result.echo() == {"model": "image-to-video", "image_url": "https://x.test/a.png", "duration": 6}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "text-to-video"}, "prompt"),
+        ({"model": "image-to-video"}, "image_url"),
+        ({"model": "text-to-image", "prompt": "x", "duration": 3}, "duration"),
+        ({"model": "text-to-video", "prompt": "x", "image_url": "https://x.test/a.png"}, "image_url"),
+    ],
+)
+def test_cross_field_rules_name_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        spec(**body)
+    assert caught.value.status == 400
+    assert caught.value.details["field"] == field
+    assert caught.value.message.startswith(f"{field}:")
+
+
+def test_pending_poll_waits_one_interval_then_processing() -> None:
+    decision = states.after_poll(
+        VideoPoll(state="pending"), now=NOW, deadline=LATER, interval=5, requested_duration=6
+    )
+    assert decision == states.Wait(status="processing", next_poll_at=NOW + timedelta(seconds=5))
+
+
+def test_wait_never_goes_past_the_deadline() -> None:
+    decision = states.after_silence(now=NOW, deadline=NOW + timedelta(seconds=2), delay=5, status="pending")
+    assert isinstance(decision, states.Wait)
+    assert decision.next_poll_at == NOW + timedelta(seconds=2)
+    assert states.after_silence(now=LATER, deadline=LATER, delay=5, status="pending") == states.Fail(
+        "DEADLINE_EXCEEDED", "xAI did not finish the video before the job's deadline"
+    )
+
+
+def test_done_poll_completes_with_the_seed_output() -> None:
+    poll = VideoPoll(state="done", url="https://v.test/a.mp4", duration=6.0, cost_in_usd_ticks=3)
+    decision = states.after_poll(poll, now=NOW, deadline=LATER, interval=5, requested_duration=6)
+    assert decision == states.Complete(
+        {"videoUrl": "https://v.test/a.mp4", "resultUrls": ["https://v.test/a.mp4"], "duration": 6}, 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("poll", "code"),
+    [
+        (VideoPoll(state="failed", error_code="internal_error", error_message="m"), "UPSTREAM_INTERNAL_ERROR"),
+        (VideoPoll(state="expired"), "UPSTREAM_EXPIRED"),
+        (VideoPoll(state="moderated"), "CONTENT_MODERATED"),
+        (VideoPoll(state="not_found"), "UPSTREAM_NOT_FOUND"),
+    ],
+)
+def test_endings_without_a_result_fail(poll: VideoPoll, code: str) -> None:
+    decision = states.after_poll(poll, now=NOW, deadline=LATER, interval=5, requested_duration=6)
+    assert isinstance(decision, states.Fail)
+    assert decision.code == code
+
+
+def test_back_off_grows_and_is_capped() -> None:
+    delays = [states.retry_delay(5, failures) for failures in range(1, 12)]
+    assert delays[:3] == [10, 20, 40]
+    assert max(delays) == 60
+    assert states.retry_delay(120, 3) == 120
+
+
+def test_lost_requests_fail_by_kind() -> None:
+    assert states.lost_request("video").code == "SUBMIT_INTERRUPTED"
+    assert states.lost_request("image").code == "REQUEST_INTERRUPTED"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "state"),
+    [
+        (202, None, "pending"),
+        (202, {"status": "pending", "progress": 40}, "pending"),
+        (200, {"status": "queued"}, "pending"),
+        (200, {"status": "done", "video": {"url": "u", "duration": 6, "respect_moderation": True}}, "done"),
+        (200, {"status": "done", "video": {"url": "", "respect_moderation": False}}, "moderated"),
+        (200, {"status": "failed", "error": {"code": "invalid_argument", "message": "no"}}, "failed"),
+        (200, {"status": "expired"}, "expired"),
+        (404, {"code": "not_found"}, "not_found"),
+        (200, "garbage", "pending"),
+    ],
+)
+def test_poll_answers_are_read_as_xai_documents_them(status: int, body: object, state: str) -> None:
+    assert poll_from_body(status, body).state == state
+
+
+def test_poll_progress_and_cost_are_kept() -> None:
+    assert poll_from_body(202, {"status": "pending", "progress": 40}).progress == 40
+    done = poll_from_body(200, {"status": "done", "video": {"url": "u", "duration": 6}, "usage": {"cost_in_usd_ticks": 7}})
+    assert (done.url, done.duration, done.cost_in_usd_ticks) == ("u", 6.0, 7)
