@@ -26,7 +26,8 @@ async def test_demo_then_image_and_video_from_the_mounted_sandbox(tmp_path: Path
     demo = run_cli("demo", "--json", env=env)
     assert demo.returncode == 0, demo.stderr
     created = json.loads(demo.stdout)
-    assert created["created"] is True and created["creditsRemaining"] == 1000
+    assert created["created"] is True
+    assert created["creditsRemaining"] == 1000
     again = json.loads(run_cli("demo", "--json", env=env).stdout)
     assert again == {"created": False, "orgId": created["orgId"]}
 

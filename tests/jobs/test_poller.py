@@ -36,10 +36,14 @@ async def upstream(sandbox: Sandbox) -> AsyncIterator[XaiUpstream]:
 
 
 def video_spec(prompt: str = "v") -> GenerationSpec:
-    return GenerationSpec(kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1)
+    return GenerationSpec(
+        kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1
+    )
 
 
-async def test_concurrent_claims_are_disjoint(db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox) -> None:
+async def test_concurrent_claims_are_disjoint(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+) -> None:
     tenant = await make_tenant(db_url, credits=150 * 30)
     service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
@@ -131,7 +135,8 @@ async def test_a_poll_whose_poller_died_is_taken_over(
     assert await survivor.round() == 1
     async with db.reader() as session:
         row = await session.get(Job, result["jobId"])
-    assert row is not None and row.status == "completed"
+    assert row is not None
+    assert row.status == "completed"
 
 
 async def test_a_late_writer_without_the_lease_changes_nothing(db_url: str, db: Database) -> None:

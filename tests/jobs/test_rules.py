@@ -24,7 +24,9 @@ def spec(**body: object) -> object:
 def test_defaults_follow_the_seed() -> None:
     video = build_spec(GenerateRequest.model_validate({"prompt": " hi "}), max_image_url_bytes=10)
     assert (video.kind, video.model, video.duration, video.prompt) == ("video", "text-to-video", 6, "hi")
-    image = build_spec(GenerateRequest.model_validate({"prompt": "hi", "model": "text-to-image"}), max_image_url_bytes=10)
+    image = build_spec(
+        GenerateRequest.model_validate({"prompt": "hi", "model": "text-to-image"}), max_image_url_bytes=10
+    )
     assert (image.kind, image.duration) == ("image", None)
     assert image.echo() == {"model": "text-to-image", "prompt": "hi"}
 
@@ -56,9 +58,7 @@ def test_cross_field_rules_name_the_field(body: dict[str, object], field: str) -
 
 
 def test_pending_poll_waits_one_interval_then_processing() -> None:
-    decision = states.after_poll(
-        VideoPoll(state="pending"), now=NOW, deadline=LATER, interval=5, requested_duration=6
-    )
+    decision = states.after_poll(VideoPoll(state="pending"), now=NOW, deadline=LATER, interval=5, requested_duration=6)
     assert decision == states.Wait(status="processing", next_poll_at=NOW + timedelta(seconds=5))
 
 
@@ -126,5 +126,7 @@ def test_poll_answers_are_read_as_xai_documents_them(status: int, body: object, 
 
 def test_poll_progress_and_cost_are_kept() -> None:
     assert poll_from_body(202, {"status": "pending", "progress": 40}).progress == 40
-    done = poll_from_body(200, {"status": "done", "video": {"url": "u", "duration": 6}, "usage": {"cost_in_usd_ticks": 7}})
+    done = poll_from_body(
+        200, {"status": "done", "video": {"url": "u", "duration": 6}, "usage": {"cost_in_usd_ticks": 7}}
+    )
     assert (done.url, done.duration, done.cost_in_usd_ticks) == ("u", 6.0, 7)

@@ -35,9 +35,11 @@ def fails(*args: str, env: dict[str, str]) -> str:
 def test_org_key_credits_balance_revoke(env: dict[str, str]) -> None:
     org = ok("admin", "create-org", "--name", "Acme", "--credits", "500", env=env)
     assert set(org) == {"id", "name", "creditsRemaining"}
-    assert org["name"] == "Acme" and org["creditsRemaining"] == 500
+    assert org["name"] == "Acme"
+    assert org["creditsRemaining"] == 500
     key = ok("admin", "create-key", "--org", str(org["id"]), env=env)
-    assert str(key["key"]).startswith("gg_") and str(key["id"]).startswith("key_")
+    assert str(key["key"]).startswith("gg_")
+    assert str(key["id"]).startswith("key_")
     assert ok("admin", "add-credits", "--org", str(org["id"]), "--credits", "25", env=env)["creditsRemaining"] == 525
     assert ok("admin", "balance", "--org", str(org["id"]), env=env) == {"creditsRemaining": 525, "ledgerSum": 525}
     assert ok("admin", "revoke-key", "--key-id", str(key["id"]), env=env) == {"id": key["id"], "revoked": True}
