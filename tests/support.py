@@ -22,7 +22,15 @@ from grokgate.orgs.models import Organization
 
 PG_URL = os.environ.get("GROKGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKEND = os.environ.get("GROKGATE_TEST_DB", "sqlite")
-TABLES = ("ledger_entries", "jobs", "api_keys", "organizations")
+TABLES = (
+    "webhook_attempts",
+    "webhook_deliveries",
+    "idempotency_keys",
+    "ledger_entries",
+    "jobs",
+    "api_keys",
+    "organizations",
+)
 
 
 def free_socket() -> socket.socket:
@@ -105,7 +113,7 @@ async def assert_money_exact(db_url: str) -> None:
 
     - every organisation's cached balance equals the sum of its ledger rows, and is never negative;
     - every job was charged exactly once, its price;
-    - a failed job was refunded exactly once, its whole charge; any other job never.
+    - a failed or cancelled job was refunded exactly once, its whole charge; any other job never.
     """
     db = Database(db_url)
     try:
@@ -124,8 +132,8 @@ async def assert_money_exact(db_url: str) -> None:
             for job in (await session.scalars(select(Job))).all():
                 assert movements.get((job.id, "charge")) == [-job.credits_charged], job.id
                 refunds = movements.get((job.id, "refund"), [])
-                if job.status == "failed":
-                    assert refunds == [job.credits_charged], f"{job.id} failed, refunds {refunds}"
+                if job.status in ("failed", "cancelled"):
+                    assert refunds == [job.credits_charged], f"{job.id} {job.status}, refunds {refunds}"
                     assert job.credits_refunded == job.credits_charged
                 else:
                     assert refunds == [], f"{job.id} is {job.status} but was refunded {refunds}"

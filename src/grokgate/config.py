@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from grokgate.ratelimits.plans import DEFAULT_PLANS, Plan, parse_plans
+from grokgate.webhooks.schedule import DEFAULT_SCHEDULE, parse_schedule
 
 DEFAULT_PRICES: dict[str, int] = {"text-to-image": 8, "text-to-video": 150, "image-to-video": 150}
 
@@ -66,8 +69,33 @@ class Settings(BaseSettings):
 
     demo_credits: int = 1000
 
+    redis_url: str | None = None
+    """Shared rate-limit counts across processes (`redis://127.0.0.1:6379/0`); in memory when unset."""
+    rate_limit_fail_open: bool = True
+    """When the rate-limit store is down: let requests through (True) or answer 503 (False)."""
+    plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS))
+
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
+        default_factory=lambda: parse_schedule(DEFAULT_SCHEDULE)
+    )
+    webhook_allow_private: bool = False
+    """Allow webhook URLs on loopback and private networks (development and tests only)."""
+    webhook_timeout: float = 10.0
+    max_wait_seconds: float = 60.0
+    """Most a client may ask to wait with `Prefer: wait=N`."""
+
     sandbox_video_seconds: float = 3.0
     """How long the sandbox pretends to render a video before it reports `done`."""
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _parse_plans(cls, value: Any) -> Any:
+        return parse_plans(value)
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: Any) -> Any:
+        return parse_schedule(value) if isinstance(value, str) else value
 
     @field_validator("prices", mode="before")
     @classmethod

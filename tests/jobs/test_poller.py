@@ -48,7 +48,7 @@ async def test_concurrent_claims_are_disjoint(
     service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
     for i in range(30):
-        await service.submit_video(caller, video_spec(f"v{i}"))
+        await service.start(caller, video_spec(f"v{i}"))
     async with db.transaction() as session:
         await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
 
@@ -72,7 +72,7 @@ async def test_two_pollers_finish_every_job_exactly_once(
     service = JobService(db=db, upstream=upstream, settings=settings, owner="submitter")
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
     ids = [
-        (await service.submit_video(caller, video_spec(f"v{i} {'[sandbox:fail]' if i % 4 == 0 else ''}")))["jobId"]
+        (await service.start(caller, video_spec(f"v{i} {'[sandbox:fail]' if i % 4 == 0 else ''}"))).id
         for i in range(40)
     ]
     stop = asyncio.Event()
@@ -105,7 +105,9 @@ async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
 ) -> None:
     tenant = await make_tenant(db_url, credits=150)
     service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="dead-process")
-    job = await service._open(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
+    job = await service._open(
+        Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec(), webhook_url=None, workflow="grok-imagine"
+    )
     poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
     assert await poller.round() == 0  # still leased by the (dead) submitter: left alone
     async with db.transaction() as session:
@@ -123,18 +125,18 @@ async def test_a_poll_whose_poller_died_is_taken_over(
 ) -> None:
     tenant = await make_tenant(db_url, credits=150)
     service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
-    result = await service.submit_video(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
+    result = await service.start(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
     # A poller leases the job and dies before writing anything back.
     async with db.transaction() as session:
         await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
         claimed = await claim_due(session, owner="dead", lease_seconds=0.2, limit=10, is_postgres=not db.is_sqlite)
-    assert [job.id for job in claimed] == [result["jobId"]]
+    assert [job.id for job in claimed] == [result.id]
     survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
     assert await survivor.round() == 0
     await asyncio.sleep(0.6)  # the sandbox finishes the video after 0.3 s; the dead lease ends after 0.2 s
     assert await survivor.round() == 1
     async with db.reader() as session:
-        row = await session.get(Job, result["jobId"])
+        row = await session.get(Job, result.id)
     assert row is not None
     assert row.status == "completed"
 

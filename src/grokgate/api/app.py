@@ -16,14 +16,22 @@ from fastapi.responses import JSONResponse
 
 from grokgate import __version__
 from grokgate.api import errors
-from grokgate.api.state import Services
+from grokgate.api.headers import RateLimitHeaders
+from grokgate.api.state import KeyUsage, Services
+from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
 from grokgate.db.engine import Database
+from grokgate.idempotency.service import Idempotency
 from grokgate.jobs import endpoints as job_endpoints
 from grokgate.jobs.poller import Poller, PollerSettings
 from grokgate.jobs.service import JobService, process_identity
+from grokgate.orgs import endpoints as org_endpoints
+from grokgate.ratelimits import endpoints as ratelimit_endpoints
+from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.upstream.sandbox.app import create_sandbox_app
 from grokgate.upstream.xai import XaiUpstream
+from grokgate.webhooks import endpoints as webhook_endpoints
+from grokgate.webhooks.sender import SenderSettings, WebhookSender
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +49,16 @@ def create_app(settings: Settings) -> FastAPI:
             backoff=settings.upstream_backoff,
         )
         jobs = JobService(db=db, upstream=upstream, settings=settings, owner=owner)
-        app.state.services = Services(settings=settings, db=db, upstream=upstream, jobs=jobs)
+        limiter = RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open)
+        app.state.services = Services(
+            settings=settings,
+            db=db,
+            upstream=upstream,
+            jobs=jobs,
+            limiter=limiter,
+            idempotency=Idempotency(db, stale_after=settings.request_lease),
+            key_usage=KeyUsage(),
+        )
         if settings.upstream == "sandbox":
             log.warning(
                 "upstream.sandbox",
@@ -49,7 +66,17 @@ def create_app(settings: Settings) -> FastAPI:
                 base_url=settings.upstream_base_url,
             )
         stop = asyncio.Event()
-        poller_task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
+        sender = WebhookSender(
+            db,
+            SenderSettings(
+                schedule=settings.webhook_retry_schedule,
+                allow_private=settings.webhook_allow_private,
+                timeout=settings.webhook_timeout,
+                tick=max(0.02, min(0.5, settings.poll_interval)),
+            ),
+            owner,
+        )
         if settings.run_poller:
             poller = Poller(
                 db,
@@ -62,13 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 owner,
             )
-            poller_task = asyncio.create_task(poller.run(stop), name="grokgate-poller")
+            tasks.append(asyncio.create_task(poller.run(stop), name="grokgate-poller"))
+            tasks.append(asyncio.create_task(sender.run(stop), name="grokgate-webhooks"))
         try:
             yield
         finally:
             stop.set()
-            if poller_task is not None:
-                await poller_task
+            await asyncio.gather(*tasks)
+            await sender.aclose()
             await upstream.aclose()
             await db.dispose()
 
@@ -80,7 +108,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(job_endpoints.router)
+    app.add_middleware(RateLimitHeaders)
+    for router in (
+        job_endpoints.router,
+        webhook_endpoints.router,
+        org_endpoints.router,
+        ratelimit_endpoints.router,
+        billing_endpoints.router,
+    ):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> JSONResponse:

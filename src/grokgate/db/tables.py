@@ -2,9 +2,20 @@
 
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import Base
+from grokgate.idempotency.models import IdempotencyRecord
 from grokgate.jobs.models import Job
 from grokgate.orgs.models import ApiKey, Organization
+from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "Job", "LedgerEntry", "Organization", "metadata"]
+__all__ = [
+    "ApiKey",
+    "IdempotencyRecord",
+    "Job",
+    "LedgerEntry",
+    "Organization",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "metadata",
+]

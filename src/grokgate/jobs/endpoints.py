@@ -1,20 +1,43 @@
-"""HTTP routes of the generation API. Thin: authenticate, validate, hand over to `JobService`, answer."""
+"""HTTP routes of jobs: the seed's model endpoint, the workflow form, and reading, listing, cancelling, streaming.
+
+Both POST forms go through `_create`: one path for validation, webhooks' URL check, idempotency, the charge and
+the upstream call, and `Prefer: wait`. Routes stay thin; the rules live in `spec.py`, `service.py` and `views.py`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ValidationError
 
 from grokgate.api.errors import from_validation_errors
-from grokgate.api.state import services_of
-from grokgate.jobs.schemas import ErrorBody, GenerateRequest, ImageCompleted, JobView, VideoAccepted
-from grokgate.jobs.spec import build_spec
-from grokgate.orgs.auth import CallerDep
+from grokgate.api.state import Services, services_of
+from grokgate.errors import ApiError
+from grokgate.idempotency.service import Answer, check_key, fingerprint
+from grokgate.jobs import states
+from grokgate.jobs.models import Job
+from grokgate.jobs.schemas import (
+    ErrorBody,
+    GenerateRequest,
+    GenericJobRequest,
+    ImageCompleted,
+    JobList,
+    JobStatus,
+    JobView,
+    VideoAccepted,
+)
+from grokgate.jobs.spec import build_spec, preferred_wait
+from grokgate.jobs.views import generic_answer, image_answer, job_json, present, video_answer
+from grokgate.orgs.auth import Generate, JobsRead, JobsWrite
+from grokgate.orgs.service import Caller
+from grokgate.webhooks.urls import check_webhook_url
 
-router = APIRouter(prefix="/api/v1", tags=["grok-imagine"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -22,39 +45,146 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "INVALID_INPUT, INVALID_URL or UPSTREAM_REJECTED",
         401: "MISSING_AUTH, INVALID_FORMAT, KEY_NOT_FOUND, KEY_REVOKED or KEY_EXPIRED",
         402: "INSUFFICIENT_CREDITS",
+        403: "INSUFFICIENT_SCOPE",
+        404: "JOB_NOT_FOUND",
+        409: "JOB_NOT_CANCELLABLE, IDEMPOTENCY_IN_PROGRESS",
+        422: "IDEMPOTENCY_KEY_REUSED",
+        429: "RATE_LIMIT_EXCEEDED",
         502: "UPSTREAM_ERROR",
     }.items()
 }
+_POST_HEADERS = {
+    "parameters": [
+        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}},
+        {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string", "example": "wait=30"}},
+    ]
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: _ERRORS[status] for status in statuses}
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}},
+        **_POST_HEADERS,
+    }
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> tuple[Any, Any]:
+    """The body validated as `model`, and as plain JSON (for the idempotency fingerprint). Read after auth."""
+    raw = await request.body() or b"null"
+    try:
+        parsed = model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise from_validation_errors(list(exc.errors())) from None
+    return parsed, json.loads(raw)
+
+
+async def _create(
+    request: Request,
+    caller: Caller,
+    body: GenerateRequest,
+    raw: Any,
+    *,
+    workflow: str,
+    answer: Callable[[Job, bool], tuple[int, dict[str, Any]]],
+) -> JSONResponse:
+    services = services_of(request)
+    spec = build_spec(body, max_image_url_bytes=services.settings.max_image_url_bytes)
+    if body.webhookUrl is not None:
+        await check_webhook_url(body.webhookUrl, allow_private=services.settings.webhook_allow_private)
+    wait = preferred_wait(request.headers.get("prefer"), most=services.settings.max_wait_seconds)
+
+    async def work() -> Answer:
+        job = await services.jobs.start(caller, spec, webhook_url=body.webhookUrl, workflow=workflow)
+        waited = spec.kind == "video" and wait is not None
+        if waited:
+            assert wait is not None
+            job = await services.jobs.wait(caller, job.id, wait)
+        status, payload = answer(job, waited)
+        return Answer(status=status, body=payload)
+
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        result = await work()
+    else:
+        result = await services.idempotency.run(
+            caller.org_id,
+            check_key(key),
+            fingerprint("POST", request.url.path, raw),
+            work,
+            wait=services.settings.request_lease,
+        )
+    headers: dict[str, str] = {}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if wait is not None and spec.kind == "video":
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 @router.post(
     "/models/grok-imagine",
+    tags=["grok-imagine"],
     summary="Submit a Grok Imagine generation job (image or video)",
-    description="Images answer 200 with the result. Videos answer 202 with a jobId: poll "
-    "`GET /api/v1/jobs/{jobId}` until it is completed.",
+    description="Images answer 200 with the result. Videos answer 202 with a jobId: poll `GET /api/v1/jobs/{jobId}` "
+    "until it is completed, or send `Prefer: wait=N` to be answered when it ends (at most N seconds).",
     responses={
-        200: {"model": ImageCompleted, "description": "Image generated"},
+        200: {"model": ImageCompleted, "description": "Image generated (or, with Prefer: wait, a video that ended)"},
         202: {"model": VideoAccepted, "description": "Video job created"},
-        **_ERRORS,
+        **_errors(400, 401, 402, 403, 409, 422, 429, 502),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=_body_schema(GenerateRequest),
 )
-async def generate(request: Request, caller: CallerDep) -> JSONResponse:
-    # The body is read here, after authentication, so that a caller without a key learns that first.
+async def generate(request: Request, caller: Generate) -> JSONResponse:
+    body, raw = await _parse(request, GenerateRequest)
+
+    def answer(job: Job, waited: bool) -> tuple[int, dict[str, Any]]:
+        if job.kind == "image":
+            return 200, image_answer(job)
+        return (200 if job.status in states.TERMINAL else 202), video_answer(job, waited=waited)
+
+    return await _create(request, caller, body, raw, workflow="grok-imagine", answer=answer)
+
+
+@router.post(
+    "/jobs",
+    summary="Create a job (workflow form)",
+    status_code=201,
+    responses={201: {"description": "Job created"}, **_errors(400, 401, 402, 403, 409, 422, 429, 502)},
+    openapi_extra=_body_schema(GenericJobRequest),
+)
+async def create_job(request: Request, caller: Generate) -> JSONResponse:
+    generic, raw = await _parse(request, GenericJobRequest)
     try:
-        body = GenerateRequest.model_validate_json(await request.body() or b"null")
-    except ValidationError as exc:
-        raise from_validation_errors(list(exc.errors())) from None
-    services = services_of(request)
-    spec = build_spec(body, max_image_url_bytes=services.settings.max_image_url_bytes)
-    if spec.kind == "image":
-        return JSONResponse(await services.jobs.generate_image(caller, spec), status_code=200)
-    return JSONResponse(await services.jobs.submit_video(caller, spec), status_code=202)
+        body = generic.as_generate_request()
+        build_spec(body, max_image_url_bytes=services_of(request).settings.max_image_url_bytes)
+    except ApiError as exc:
+        field = exc.details.get("field")
+        if field and field != "webhookUrl":
+            exc.details["field"] = f"input.{field}"
+            exc.message = f"input.{exc.message}"
+        raise
+    base_url = str(request.base_url).rstrip("/")
+
+    def answer(job: Job, _waited: bool) -> tuple[int, dict[str, Any]]:
+        return 201, generic_answer(job, base_url)
+
+    return await _create(request, caller, body, raw, workflow=generic.workflow, answer=answer)
+
+
+@router.get("/jobs", summary="List your jobs, newest first", response_model=JobList, responses=_errors(400, 401, 403))
+async def list_jobs(
+    request: Request,
+    caller: JobsRead,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: JobStatus | None = None,
+) -> JSONResponse:
+    jobs, total = await services_of(request).jobs.list(caller, limit=limit, offset=offset, status=status)
+    return JSONResponse({"jobs": [job_json(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
 
 
 @router.get(
@@ -62,7 +192,53 @@ async def generate(request: Request, caller: CallerDep) -> JSONResponse:
     summary="Get a job's status and result",
     response_model=JobView,
     response_model_exclude_unset=True,
-    responses={401: _ERRORS[401], 404: {"model": ErrorBody, "description": "JOB_NOT_FOUND"}},
+    responses=_errors(401, 403, 404),
 )
-async def get_job(jobId: str, request: Request, caller: CallerDep) -> JobView:
-    return await services_of(request).jobs.get(caller, jobId)
+async def get_job(jobId: str, request: Request, caller: JobsRead) -> JobView:
+    return present(await services_of(request).jobs.get(caller, jobId))
+
+
+@router.delete(
+    "/jobs/{jobId}",
+    summary="Cancel a pending or processing job; its credits are refunded",
+    response_model=JobView,
+    response_model_exclude_unset=True,
+    responses=_errors(401, 403, 404, 409),
+)
+async def cancel_job(jobId: str, request: Request, caller: JobsWrite) -> JobView:
+    return present(await services_of(request).jobs.cancel(caller, jobId))
+
+
+async def _event_stream(services: Services, caller: Caller, request: Request, job_id: str) -> AsyncIterator[str]:
+    last: tuple[str, object] | None = None
+    step = max(0.02, min(0.25, services.settings.poll_interval / 2))
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    while True:
+        job = await services.jobs.get(caller, job_id)
+        state = (job.status, job.updated_at)
+        if state != last:
+            last = state
+            quiet_since = loop.time()
+            yield f"event: status\ndata: {json.dumps(job_json(job))}\n\n"
+        if job.status in states.TERMINAL or await request.is_disconnected():
+            return
+        if loop.time() - quiet_since > 15:
+            quiet_since = loop.time()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(step)
+
+
+@router.get(
+    "/jobs/{jobId}/events",
+    summary="Stream a job's status changes as Server-Sent Events until it ends",
+    responses={200: {"content": {"text/event-stream": {}}}, **_errors(401, 403, 404)},
+)
+async def job_events(jobId: str, request: Request, caller: JobsRead) -> StreamingResponse:
+    services = services_of(request)
+    await services.jobs.get(caller, jobId)  # 404 before the stream starts
+    return StreamingResponse(
+        _event_stream(services, caller, request, jobId),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

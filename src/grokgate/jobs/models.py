@@ -25,6 +25,9 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(32))
     """The seed's sub-model: `text-to-image`, `text-to-video`, `image-to-video`."""
     status: Mapped[str] = mapped_column(String(16))
+    workflow: Mapped[str] = mapped_column(String(32), default="grok-imagine", server_default="grok-imagine")
+    """Which POST made it: `grok-imagine` (the model endpoint), or `generate_image` / `generate_video`."""
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     credits_charged: Mapped[int] = mapped_column(Integer)
     credits_refunded: Mapped[int] = mapped_column(Integer, default=0)

@@ -110,6 +110,6 @@ class Poller:
             if isinstance(decision, states.Wait):
                 kept = await reschedule(session, job.id, decision, owner=self.owner, answered=answered)
             else:
-                kept = await finish_in(session, job.id, decision, owner=self.owner)
+                kept = await finish_in(session, job.id, decision, owner=self.owner) is not None
         if not kept:
             log.warning("poller.lease_lost", job_id=job.id)

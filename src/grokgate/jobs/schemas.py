@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 SubModel = Literal["text-to-video", "text-to-image", "image-to-video"]
 AspectRatio = Literal["16:9", "9:16", "4:3", "3:4", "1:1", "3:2", "2:3"]
-JobStatus = Literal["pending", "processing", "completed", "failed"]
+JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 _DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,(?P<payload>[A-Za-z0-9+/=\s]+)$", re.DOTALL)
 
@@ -68,11 +68,54 @@ class GenerateRequest(BaseModel):
         le=15,
         description="Video duration in seconds (1-15, default 6). Video models only.",
     )
+    webhookUrl: str | None = Field(
+        default=None, max_length=2048, description="Receives job.completed / job.failed / job.cancelled."
+    )
 
     @field_validator("image_url")
     @classmethod
     def _image_url(cls, value: str | None) -> str | None:
         return None if value is None else check_image_url(value)
+
+
+class GenericInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, max_length=5000)
+    model: Literal["grok-imagine"] = "grok-imagine"
+    aspect_ratio: AspectRatio | None = None
+    image_url: str | None = None
+    duration: int | None = Field(default=None, ge=1, le=15)
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_url(value)
+
+
+class GenericJobRequest(BaseModel):
+    """Body of `POST /api/v1/jobs`: the workflow form of the same generation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: Literal["generate_image", "generate_video"]
+    input: GenericInput
+    webhookUrl: str | None = Field(default=None, max_length=2048)
+
+    def as_generate_request(self) -> GenerateRequest:
+        data = self.input
+        if self.workflow == "generate_image":
+            model: SubModel = "text-to-image"
+        else:
+            model = "image-to-video" if data.image_url is not None else "text-to-video"
+        return GenerateRequest(
+            prompt=data.prompt,
+            model=model,
+            image_url=data.image_url,
+            aspect_ratio=data.aspect_ratio,
+            duration=data.duration,
+            webhookUrl=self.webhookUrl,
+        )
 
 
 class ErrorBody(BaseModel):
@@ -105,7 +148,7 @@ class JobError(BaseModel):
 
 
 class JobView(BaseModel):
-    """`GET /api/v1/jobs/{jobId}`. `error` and `creditsRefunded` appear only on failed jobs."""
+    """`GET /api/v1/jobs/{jobId}`. `error` appears on failed jobs; `creditsRefunded` on failed and cancelled ones."""
 
     id: str
     status: JobStatus
@@ -116,3 +159,10 @@ class JobView(BaseModel):
     updatedAt: datetime
     error: JobError | None = None
     creditsRefunded: int | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    total: int
+    limit: int
+    offset: int

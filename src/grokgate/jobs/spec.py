@@ -60,3 +60,18 @@ def build_spec(body: GenerateRequest, *, max_image_url_bytes: int) -> Generation
         aspect_ratio=body.aspect_ratio,
         duration=(body.duration or DEFAULT_VIDEO_SECONDS) if is_video else None,
     )
+
+
+def preferred_wait(prefer: str | None, *, most: float) -> float | None:
+    """Seconds asked for with `Prefer: wait=N` (RFC 7240), capped at `most`; None when not asked or malformed."""
+    if not prefer:
+        return None
+    for preference in prefer.replace(";", ",").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                seconds = float(value.strip().strip('"'))
+            except ValueError:
+                return None
+            return min(seconds, most) if seconds > 0 else None
+    return None

@@ -2,7 +2,8 @@
 
     pending ──poll: not yet──▶ processing ──poll: done──▶ completed
        │                           │
-       └──── failed / expired / moderated / unknown id / deadline / lost submit ──▶ failed (+ refund)
+       ├──── failed / expired / moderated / unknown id / deadline / lost submit ──▶ failed (+ refund)
+       └──── cancelled by the customer ──▶ cancelled (+ refund)
 
 A job leaves `pending`/`processing` exactly once: the service applies a decision with an UPDATE conditioned on the
 job still being active, in the same transaction as the refund, so a refund cannot happen twice.
@@ -17,7 +18,7 @@ from typing import Any
 from grokgate.upstream.base import VideoPoll
 
 ACTIVE = ("pending", "processing")
-TERMINAL = ("completed", "failed")
+TERMINAL = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,31 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    """The customer cancelled: the charge is refunded. xAI has no cancel call, so a started video is still paid."""
+
+    upstream_started: bool
+    cost_in_usd_ticks: int | None = None
+
+    @property
+    def code(self) -> str:
+        return "CANCELLED"
+
+    @property
+    def message(self) -> str:
+        if self.upstream_started:
+            return "Cancelled by the customer; xAI had already started, so its cost was spent"
+        return "Cancelled by the customer before xAI started"
+
+
+@dataclass(frozen=True)
 class Wait:
     status: str
     next_poll_at: datetime
 
 
-Decision = Complete | Fail | Wait
+Ending = Complete | Fail | Cancel
+Decision = Complete | Fail | Cancel | Wait
 
 
 def video_output(url: str, duration: float | None, requested: int | None) -> dict[str, Any]:

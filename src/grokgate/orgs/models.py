@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grokgate.db.base import Base, UTCDateTime, utcnow
+from grokgate.orgs.scopes import ALL_SCOPES_TEXT
 
 
 class Organization(Base):
@@ -18,6 +19,9 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     credits_remaining: Mapped[int] = mapped_column(Integer, default=0)
     """A cache of the ledger sum, moved in the same transaction as every ledger row; the ledger is the truth."""
+    plan: Mapped[str] = mapped_column(String(40), default="default", server_default="default")
+    webhook_secret: Mapped[str | None] = mapped_column(String(80), default=None)
+    """Standard Webhooks signing secret (`whsec_...`); symmetric, so it is kept to sign with."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -29,6 +33,10 @@ class ApiKey(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the whole key. Keys carry 190 bits of randomness, so a fast hash is enough; no clear text kept."""
+    scopes: Mapped[str] = mapped_column(String(200), default=ALL_SCOPES_TEXT, server_default=ALL_SCOPES_TEXT)
+    """Space-separated scopes the key may use."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Written at most once a minute per key and process, so that using a key is not a write per request."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing import ledger
@@ -13,14 +14,19 @@ from grokgate.db.base import new_id, utcnow
 from grokgate.errors import ApiError
 from grokgate.orgs import keys
 from grokgate.orgs.models import ApiKey, Organization
+from grokgate.orgs.scopes import ALL_SCOPES
+from grokgate.ratelimits.plans import DEFAULT_PLAN
+from grokgate.webhooks.outbox import new_secret
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the organisation behind the key, and the key itself."""
+    """Who is calling: the organisation behind the key, the key itself, what it may do, and the plan it is on."""
 
     org_id: str
     key_id: str
+    scopes: frozenset[str] = frozenset(ALL_SCOPES)
+    plan: str = DEFAULT_PLAN
 
 
 async def create_org(session: AsyncSession, name: str, credits: int) -> Organization:
@@ -28,7 +34,9 @@ async def create_org(session: AsyncSession, name: str, credits: int) -> Organiza
         raise ApiError(400, "INVALID_INPUT", "name: must not be empty", {"field": "name"})
     if credits < 0:
         raise ApiError(400, "INVALID_INPUT", "credits: must not be negative", {"field": "credits"})
-    org = Organization(id=new_id("org"), name=name.strip(), credits_remaining=0)
+    org = Organization(
+        id=new_id("org"), name=name.strip(), credits_remaining=0, plan=DEFAULT_PLAN, webhook_secret=new_secret()
+    )
     session.add(org)
     await session.flush()
     if credits:
@@ -47,11 +55,17 @@ async def any_org(session: AsyncSession) -> Organization | None:
     return (await session.scalars(select(Organization).limit(1))).first()
 
 
-async def create_key(session: AsyncSession, org_id: str, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+async def create_key(
+    session: AsyncSession,
+    org_id: str,
+    expires_at: datetime | None = None,
+    scopes: frozenset[str] = frozenset(ALL_SCOPES),
+) -> tuple[ApiKey, str]:
     """A new key for `org_id`; the clear secret is returned here once and never stored."""
     await get_org(session, org_id)
     new = keys.generate_key()
-    row = ApiKey(id=new.key_id, org_id=org_id, secret_hash=new.secret_hash, expires_at=expires_at)
+    ordered = " ".join(scope for scope in ALL_SCOPES if scope in scopes)
+    row = ApiKey(id=new.key_id, org_id=org_id, secret_hash=new.secret_hash, expires_at=expires_at, scopes=ordered)
     session.add(row)
     return row, new.secret
 
@@ -65,6 +79,30 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
     return row
 
 
+async def set_plan(session: AsyncSession, org_id: str, plan: str, known: Iterable[str]) -> Organization:
+    if plan not in set(known):
+        raise ApiError(400, "INVALID_INPUT", f"plan: unknown plan {plan!r}", {"field": "plan"})
+    org = await get_org(session, org_id)
+    org.plan = plan
+    return org
+
+
+async def webhook_secret(session: AsyncSession, org_id: str, *, rotate: bool) -> str:
+    org = await get_org(session, org_id)
+    if rotate or org.webhook_secret is None:
+        org.webhook_secret = new_secret()
+    return org.webhook_secret
+
+
+async def touch_key(session: AsyncSession, key_id: str, *, not_since: datetime) -> None:
+    """Record use of a key, unless it was recorded after `not_since` already (so at most one write a minute)."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < not_since))
+        .values(last_used_at=utcnow())
+    )
+
+
 async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
     token = keys.bearer_token(authorization)
     key_id = keys.key_id_of(token)
@@ -75,4 +113,5 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
         raise ApiError(401, "KEY_REVOKED", "API key has been revoked")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise ApiError(401, "KEY_EXPIRED", "API key has expired")
-    return Caller(org_id=row.org_id, key_id=row.id)
+    plan = await session.scalar(select(Organization.plan).where(Organization.id == row.org_id))
+    return Caller(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes.split()), plan=plan or DEFAULT_PLAN)

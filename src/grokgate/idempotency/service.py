@@ -1,0 +1,129 @@
+"""Running a credit-costing POST once per `Idempotency-Key`.
+
+The first request with a key claims it (a row with no answer yet) before doing anything, and stores its answer when
+done. A repeat with the same request gets that answer back, status and body, and nothing runs or is charged again;
+a repeat that arrives while the first is still running waits for it. The claim is a primary-key insert, so two
+racing requests cannot both win it, on either database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from grokgate.db.base import utcnow
+from grokgate.db.engine import Database
+from grokgate.errors import ApiError
+from grokgate.idempotency.models import IdempotencyRecord
+
+KEY_TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ApiError(
+            400,
+            "INVALID_INPUT",
+            f"Idempotency-Key: must be 1-{MAX_KEY_LENGTH} printable characters",
+            {"field": "Idempotency-Key"},
+        )
+    return key
+
+
+class Idempotency:
+    def __init__(self, db: Database, *, stale_after: float, wait_step: float = 0.05) -> None:
+        self.db = db
+        self.stale_after = timedelta(seconds=stale_after)
+        self.wait_step = wait_step
+
+    async def _claim_or_read(self, org_id: str, key: str, request_hash: str) -> Answer | None:
+        """None when this request now owns the key; the stored answer, or a 'wait' marker, otherwise."""
+        now = utcnow()
+        try:
+            async with self.db.transaction() as session:
+                record = await session.get(IdempotencyRecord, (org_id, key))
+                if record is not None and (
+                    record.expires_at <= now
+                    or (record.status_code is None and record.created_at < now - self.stale_after)
+                ):
+                    # Expired, or claimed by a request whose process died: start afresh.
+                    await session.delete(record)
+                    await session.flush()
+                    record = None
+                if record is None:
+                    session.add(
+                        IdempotencyRecord(
+                            org_id=org_id, key=key, request_hash=request_hash, created_at=now, expires_at=now + KEY_TTL
+                        )
+                    )
+                    return None
+                if record.request_hash != request_hash:
+                    raise ApiError(
+                        422,
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "Idempotency-Key: was already used with a different request body",
+                        {"field": "Idempotency-Key"},
+                    )
+                if record.status_code is None:
+                    return Answer(status=0, body=None)
+                return Answer(status=record.status_code, body=record.response_body, replayed=True)
+        except IntegrityError:
+            return Answer(status=0, body=None)  # a racing request claimed it first: wait for its answer
+
+    async def run(
+        self, org_id: str, key: str, request_hash: str, work: Callable[[], Awaitable[Answer]], *, wait: float
+    ) -> Answer:
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            found = await self._claim_or_read(org_id, key, request_hash)
+            if found is None:
+                break
+            if found.status:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise ApiError(
+                    409,
+                    "IDEMPOTENCY_IN_PROGRESS",
+                    "Idempotency-Key: a request with this key is still being processed; retry later",
+                    {"field": "Idempotency-Key"},
+                )
+            await asyncio.sleep(self.wait_step)
+        try:
+            answer = await work()
+        except ApiError as exc:
+            answer = Answer(status=exc.status, body=exc.body())
+        except BaseException:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    delete(IdempotencyRecord).where(IdempotencyRecord.org_id == org_id, IdempotencyRecord.key == key)
+                )
+            raise
+        async with self.db.transaction() as session:
+            record = await session.get(IdempotencyRecord, (org_id, key))
+            if record is not None and answer.status == 429:
+                await session.delete(record)  # refused before it ran: a later retry with this key may run it
+            elif record is not None:
+                record.status_code = answer.status
+                record.response_body = answer.body
+        return answer

@@ -1,0 +1,86 @@
+"""How a job looks on the wire: the GET shape, and the seed's answers to the model endpoint. Plain functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grokgate.jobs.models import Job
+from grokgate.jobs.schemas import JobError, JobView
+
+IMAGE_MESSAGE = "Image generated successfully."
+VIDEO_MESSAGE = "Grok Imagine video job created. Poll /api/v1/jobs/{jobId} for status."
+WORKFLOW_SLUG = "grok-imagine-generate"
+
+
+def present(job: Job) -> JobView:
+    view = JobView(
+        id=job.id,
+        status=job.status,
+        output=job.output,
+        creditsCharged=job.credits_charged,
+        workflowSlug=WORKFLOW_SLUG,
+        createdAt=job.created_at,
+        updatedAt=job.updated_at,
+    )
+    if job.status == "failed":
+        view.error = JobError(code=job.error_code or "FAILED", message=job.error_message or "")
+    if job.status in ("failed", "cancelled"):
+        view.creditsRefunded = job.credits_refunded
+    return view
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return present(job).model_dump(mode="json", exclude_unset=True)
+
+
+def image_answer(job: Job) -> dict[str, Any]:
+    """The seed's 200 for an image."""
+    assert job.output is not None
+    return {
+        "jobId": job.id,
+        "status": "completed",
+        "message": IMAGE_MESSAGE,
+        "creditsCharged": job.credits_charged,
+        "imageUrl": job.output["imageUrl"],
+        "resultUrls": job.output["resultUrls"],
+    }
+
+
+def video_answer(job: Job, *, waited: bool = False) -> dict[str, Any]:
+    """The seed's 202 for a video; after `Prefer: wait`, with the status reached and the result if there is one."""
+    answer: dict[str, Any] = {
+        "jobId": job.id,
+        "status": job.status if waited else "pending",
+        "message": VIDEO_MESSAGE,
+        "creditsCharged": job.credits_charged,
+        "externalJobId": job.external_job_id,
+        "input": job.input,
+    }
+    if waited:
+        view = job_json(job)
+        answer["output"] = view["output"]
+        for extra in ("error", "creditsRefunded"):
+            if extra in view:
+                answer[extra] = view[extra]
+    return answer
+
+
+def generic_answer(job: Job, base_url: str) -> dict[str, Any]:
+    """`POST /api/v1/jobs` answers with links, as job queues do."""
+    view = job_json(job)
+    answer: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status,
+        "workflow": job.workflow,
+        "creditsCharged": job.credits_charged,
+        "createdAt": view["createdAt"],
+        "output": view["output"],
+        "_links": {
+            "self": f"{base_url}/api/v1/jobs/{job.id}",
+            "cancel": f"{base_url}/api/v1/jobs/{job.id}",
+        },
+    }
+    for extra in ("error", "creditsRefunded"):
+        if extra in view:
+            answer[extra] = view[extra]
+    return answer

@@ -1,0 +1,28 @@
+"""`GET /api/v1/organization`: the caller's organisation and its balance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from grokgate.api.state import services_of
+from grokgate.orgs.auth import AccountRead
+from grokgate.orgs.service import get_org
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+@router.get("/organization", summary="Your organisation, plan and balance")
+async def organization(request: Request, caller: AccountRead) -> JSONResponse:
+    async with services_of(request).db.reader() as session:
+        org = await get_org(session, caller.org_id)
+    return JSONResponse(
+        {
+            "id": org.id,
+            "name": org.name,
+            "plan": org.plan,
+            "creditsRemaining": org.credits_remaining,
+            "createdAt": org.created_at.isoformat().replace("+00:00", "Z"),
+            "updatedAt": org.updated_at.isoformat().replace("+00:00", "Z"),
+        }
+    )

@@ -1,0 +1,30 @@
+"""Plans: named sets of limits, configurable with `GROKGATE_PLANS`. Every organisation starts on `default`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DEFAULT_PLAN = "default"
+
+
+class Plan(BaseModel):
+    rpm: int = Field(ge=1, description="Requests per minute")
+    rph: int = Field(ge=1, description="Requests per hour")
+    rpd: int = Field(ge=1, description="Requests per day")
+    concurrent: int = Field(ge=1, description="Jobs pending or processing at once")
+
+
+DEFAULT_PLANS: dict[str, Plan] = {DEFAULT_PLAN: Plan(rpm=600, rph=10_000, rpd=100_000, concurrent=100)}
+
+
+def parse_plans(value: Any) -> dict[str, Plan]:
+    """`GROKGATE_PLANS` as JSON (`{"pro": {"rpm": 3000, ...}}`), merged over the built-in `default` plan."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    plans = dict(DEFAULT_PLANS)
+    for name, limits in (value or {}).items():
+        plans[name] = limits if isinstance(limits, Plan) else Plan.model_validate(limits)
+    return plans

@@ -1,0 +1,1 @@
+"""Webhooks: a database outbox of job events, signed with Standard Webhooks, delivered at least once."""

@@ -1,0 +1,175 @@
+"""The webhook sender: leases due deliveries from the outbox, signs and POSTs them, and records every attempt.
+
+Delivery is at least once: a delivery is marked `delivered` only after a 2xx, in a transaction of its own, so a
+crash between the POST and that write sends it again after the lease runs out, with the same `webhook-id` for the
+receiver to deduplicate. The request path never waits on any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from time import perf_counter
+
+import httpx
+import structlog
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks import Webhook
+
+from grokgate.db.base import utcnow
+from grokgate.db.engine import Database
+from grokgate.db.leases import claim
+from grokgate.errors import ApiError
+from grokgate.orgs.models import Organization
+from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
+from grokgate.webhooks.outbox import new_secret
+from grokgate.webhooks.schedule import next_retry_in
+from grokgate.webhooks.urls import check_webhook_url
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    schedule: tuple[float, ...]
+    allow_private: bool = False
+    timeout: float = 10.0
+    batch: int = 100
+    concurrency: int = 32
+    lease: float = 60.0
+    tick: float = 0.5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookSender:
+    def __init__(self, db: Database, settings: SenderSettings, owner: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+        self._client = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                handled = await self.round()
+            except Exception:
+                log.exception("webhooks.round_failed")
+                handled = 0
+            if handled < self.settings.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.tick)
+
+    async def round(self) -> int:
+        async with self.db.transaction() as session:
+            deliveries = await claim(
+                session,
+                WebhookDelivery,
+                due=[WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow()],
+                order_by=WebhookDelivery.next_attempt_at,
+                owner=self.owner,
+                lease_seconds=self.settings.lease,
+                limit=self.settings.batch,
+                is_postgres=not self.db.is_sqlite,
+            )
+            secrets = {d.org_id: await self._secret(session, d.org_id) for d in deliveries}
+        if deliveries:
+            await asyncio.gather(*(self._guarded(d, secrets[d.org_id]) for d in deliveries))
+        return len(deliveries)
+
+    @staticmethod
+    async def _secret(session: AsyncSession, org_id: str) -> str:
+        org = await session.get(Organization, org_id)
+        assert org is not None
+        if org.webhook_secret is None:
+            org.webhook_secret = new_secret()
+        return org.webhook_secret
+
+    async def _guarded(self, delivery: WebhookDelivery, secret: str) -> None:
+        async with self._slots:
+            try:
+                await self.deliver(delivery, secret)
+            except Exception:
+                log.exception("webhooks.delivery_crashed", delivery_id=delivery.id)
+
+    async def attempt(self, delivery: WebhookDelivery, secret: str) -> Outcome:
+        try:
+            await check_webhook_url(delivery.url, allow_private=self.settings.allow_private)
+        except ApiError as exc:
+            return Outcome(None, exc.message)
+        body = json.dumps(delivery.payload, separators=(",", ":"))
+        now = utcnow()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "grokgate-webhooks/1",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(delivery.id, now, body),
+        }
+        try:
+            response = await self._client.post(delivery.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome(response.status_code, None if response.is_success else response.text[:500])
+
+    async def deliver(self, delivery: WebhookDelivery, secret: str) -> None:
+        started = perf_counter()
+        outcome = await self.attempt(delivery, secret)
+        elapsed_ms = int((perf_counter() - started) * 1000)
+        attempts = delivery.attempts + 1
+        now = utcnow()
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if outcome.delivered:
+            values |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
+        else:
+            wait = next_retry_in(attempts, self.settings.schedule)
+            if wait is None:
+                values |= {"status": "failed", "next_attempt_at": None}
+            else:
+                values["next_attempt_at"] = now + timedelta(seconds=wait)
+        async with self.db.transaction() as session:
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    attempted_at=now,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=elapsed_ms,
+                )
+            )
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery.id, WebhookDelivery.lease_owner == self.owner)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        log.info(
+            "webhooks.attempt",
+            delivery_id=delivery.id,
+            job_id=delivery.job_id,
+            status_code=outcome.status_code,
+            delivered=outcome.delivered,
+            attempts=attempts,
+        )
