@@ -116,8 +116,9 @@ class Gateway:
     async def tenant(self, credits: int = 1000, name: str = "acme") -> Tenant:
         return await make_tenant(self.db_url, credits, name)
 
-    async def generate(self, tenant: Tenant, body: Any, **kwargs: Any) -> httpx.Response:
-        return await self.client.post("/api/v1/models/grok-imagine", json=body, headers=tenant.headers, **kwargs)
+    async def generate(self, tenant: Tenant, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        merged = {**tenant.headers, **(headers or {})}
+        return await self.client.post("/api/v1/models/grok-imagine", json=body, headers=merged)
 
 
 @pytest.fixture

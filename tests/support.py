@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -142,12 +143,14 @@ async def assert_money_exact(db_url: str) -> None:
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+    check: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
 ) -> Any:
-    """Poll `check` until it returns something truthy; the bound is a safety net, never a measurement."""
+    """Poll `check` (sync or async) until it returns something truthy; the bound is a safety net, not a measurement."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
@@ -158,7 +161,7 @@ async def wait_for(
 async def wait_job(client: httpx.AsyncClient, tenant: Tenant, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
     async def finished() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).json()
-        return body if body["status"] in ("completed", "failed") else None
+        return body if body["status"] in ("completed", "failed", "cancelled") else None
 
     result: dict[str, Any] = await wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
     return result

@@ -25,6 +25,7 @@ from grokgate.db.engine import Database
 from grokgate.db.migrate import upgrade
 from grokgate.errors import ApiError
 from grokgate.orgs import service as orgs
+from grokgate.orgs.scopes import ALL_SCOPES, parse_scopes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 admin = typer.Typer(no_args_is_help=True, help="Organisations, API keys and credits.")
@@ -162,18 +163,41 @@ def create_org(
     _emit(as_json, result, f"{result['id']}  {result['name']}  {result['creditsRemaining']} credits")
 
 
+def _duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `45s` -> a timedelta."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    try:
+        amount, unit = float(text[:-1]), units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise CliError(f"--expires-in: {text!r} is not a duration like 30d, 12h or 90m") from None
+    if amount <= 0:
+        raise CliError("--expires-in: must be positive")
+    return timedelta(**{unit: amount})
+
+
 @admin.command("create-key")
 def create_key(
     org: Annotated[str, typer.Option(help="Organisation id.")],
-    expires_in_days: Annotated[int | None, typer.Option(help="Days until the key expires.")] = None,
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: generate, jobs:read, jobs:write, account:read.")
+    ] = ",".join(ALL_SCOPES),
+    expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d, 12h, 90m.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the secret is printed once and never stored."""
+    lifetime = _duration(expires_in) if expires_in else None
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-        row, secret = await orgs.create_key(session, org, expires)
-        return {"id": row.id, "key": secret, "orgId": org}
+        granted = parse_scopes(scopes)
+        expires = utcnow() + lifetime if lifetime else None
+        row, secret = await orgs.create_key(session, org, expires, granted)
+        return {
+            "id": row.id,
+            "key": secret,
+            "orgId": org,
+            "scopes": row.scopes.split(),
+            "expiresAt": expires.isoformat() if expires else None,
+        }
 
     result = _run(_in_transaction(_settings(), work))
     _emit(as_json, result, f"{result['id']}  {result['key']}  (shown only once)")
@@ -205,6 +229,38 @@ def add_credits(
 
     result = _run(_in_transaction(_settings(), work))
     _emit(as_json, result, f"{org}: {result['creditsRemaining']} credits")
+
+
+@admin.command("set-plan")
+def set_plan(
+    org: Annotated[str, typer.Option(help="Organisation id.")],
+    plan: Annotated[str, typer.Option(help="Plan name (default, or one from GROKGATE_PLANS).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an organisation to another plan (its rate limits)."""
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await orgs.set_plan(session, org, plan, settings.plans)
+        return {"id": row.id, "plan": row.plan, "limits": settings.plans[row.plan].model_dump()}
+
+    result = _run(_in_transaction(settings, work))
+    _emit(as_json, result, f"{org}: plan {result['plan']} {result['limits']}")
+
+
+@admin.command("webhook-secret")
+def webhook_secret(
+    org: Annotated[str, typer.Option(help="Organisation id.")],
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new secret.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show (or rotate) the secret that signs an organisation's webhooks (Standard Webhooks, `whsec_...`)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return {"orgId": org, "secret": await orgs.webhook_secret(session, org, rotate=rotate), "rotated": rotate}
+
+    result = _run(_in_transaction(_settings(), work))
+    _emit(as_json, result, str(result["secret"]))
 
 
 @admin.command("balance")
