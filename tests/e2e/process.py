@@ -28,6 +28,19 @@ def clean_env(**overrides: Any) -> dict[str, str]:
     return env
 
 
+def gateway_env(db_url: str, sandbox_url: str, **overrides: Any) -> dict[str, str]:
+    """Settings for a gateway process that talks to the test sandbox as if it were xAI."""
+    from tests.conftest import SANDBOX_KEY
+
+    return clean_env(
+        GROKGATE_DATABASE_URL=db_url,
+        XAI_API_KEY=SANDBOX_KEY,
+        XAI_BASE_URL=f"{sandbox_url}/v1",
+        GROKGATE_LOG_LEVEL="warning",
+        **overrides,
+    )
+
+
 def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([GROKGATE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
 

@@ -12,8 +12,8 @@ import pytest
 
 from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
-from tests.conftest import SANDBOX_KEY, Sandbox
-from tests.e2e.process import GatewayProcess, clean_env
+from tests.conftest import Sandbox
+from tests.e2e.process import GatewayProcess, gateway_env
 from tests.support import make_tenant, wait_for, wait_job
 
 pytestmark = pytest.mark.e2e
@@ -24,14 +24,12 @@ def spawn(db_url: str, sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Callab
     started: list[GatewayProcess] = []
 
     async def start(**settings: Any) -> GatewayProcess:
-        env = clean_env(
-            GROKGATE_DATABASE_URL=db_url,
-            XAI_API_KEY=SANDBOX_KEY,
-            XAI_BASE_URL=f"{sandbox.url}/v1",
+        env = gateway_env(
+            db_url,
+            sandbox.url,
             GROKGATE_POLL_INTERVAL="0.1",
             GROKGATE_POLL_LEASE="1",
             GROKGATE_UPSTREAM_BACKOFF="0.01",
-            GROKGATE_LOG_LEVEL="warning",
             **{f"GROKGATE_{key.upper()}": value for key, value in settings.items()},
         )
         process = await GatewayProcess(env, tmp_path / "gateway.log").start()

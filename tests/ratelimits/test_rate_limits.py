@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SANDBOX_KEY, Sandbox
-from tests.e2e.process import GatewayProcess, clean_env
+from tests.conftest import Sandbox
+from tests.e2e.process import GatewayProcess, gateway_env
 from tests.support import counts, free_port, make_tenant
 
 TINY = {"default": {"rpm": 3, "rph": 100, "rpd": 1000, "concurrent": 2}}
@@ -99,13 +99,11 @@ async def test_limiter_store_down_fails_open_or_closed(gateway_factory: Callable
 
 @pytest.mark.e2e
 async def test_two_processes_share_one_count_through_redis(db_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
-    env = clean_env(
-        GROKGATE_DATABASE_URL=db_url,
-        XAI_API_KEY=SANDBOX_KEY,
-        XAI_BASE_URL=f"{sandbox.url}/v1",
+    env = gateway_env(
+        db_url,
+        sandbox.url,
         GROKGATE_REDIS_URL="redis://127.0.0.1:6379/0",
         GROKGATE_PLANS='{"default": {"rpm": 4, "rph": 100, "rpd": 100, "concurrent": 10}}',
-        GROKGATE_LOG_LEVEL="warning",
     )
     tenant = await make_tenant(db_url)
     first = await GatewayProcess(env, tmp_path / "a.log").start()

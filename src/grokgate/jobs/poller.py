@@ -8,11 +8,11 @@ write is conditioned on still holding the lease, and a job's end is conditioned 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import structlog
 
+from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs import states
@@ -49,17 +49,7 @@ class Poller:
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("poller.started", owner=self.owner, interval=self.settings.interval)
-        while not stop.is_set():
-            try:
-                handled = await self.round()
-            except Exception:
-                log.exception("poller.round_failed")
-                handled = 0
-            if handled < self.settings.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.tick)
-        log.info("poller.stopped", owner=self.owner)
+        await run_rounds("poller", self.round, stop=stop, batch=self.settings.batch, tick=self.settings.tick)
 
     async def round(self) -> int:
         """Lease what is due and handle it; returns how many jobs were handled."""

@@ -8,7 +8,6 @@ receiver to deduplicate. The request path never waits on any of this.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
+from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import claim
@@ -66,15 +66,7 @@ class WebhookSender:
         await self._client.aclose()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                handled = await self.round()
-            except Exception:
-                log.exception("webhooks.round_failed")
-                handled = 0
-            if handled < self.settings.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.tick)
+        await run_rounds("webhooks", self.round, stop=stop, batch=self.settings.batch, tick=self.settings.tick)
 
     async def round(self) -> int:
         async with self.db.transaction() as session:
