@@ -122,15 +122,22 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway_factory(db_url: str, sandbox: Sandbox) -> Callable[..., Any]:
+def gateway_factory(db_url: str, sandbox: Sandbox, tmp_path: Path) -> Callable[..., Any]:
     """Start a gateway with setting overrides: `async with gateway_factory(poll_interval=1) as gw: ...`."""
     import contextlib
 
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Gateway]:
-        settings = gateway_settings(db_url, sandbox.url, **overrides)
-        async with LiveServer(create_app(settings)) as server, httpx.AsyncClient(base_url=server.url, timeout=60) as c:
-            yield Gateway(server, c, db_url, settings)
+        made: list[Settings] = []
+
+        def make_app(url: str) -> Any:
+            values = {"public_url": url, "data_dir": tmp_path / "data", **overrides}
+            made.append(gateway_settings(db_url, sandbox.url, **values))
+            return create_app(made[0])
+
+        server = LiveServer(make_app=make_app)
+        async with server, httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            yield Gateway(server, client, db_url, made[0])
 
     return start
 

@@ -50,12 +50,13 @@ def free_port() -> int:
 class LiveServer:
     """An ASGI app served by a real uvicorn on a loopback port, inside the test's event loop."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, app: Any = None, *, make_app: Callable[[str], Any] | None = None) -> None:
+        """Serve `app`, or the app `make_app(url)` builds once the port (and so the URL) is known."""
         self._sock = free_socket()
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+        self.app = make_app(self.url) if make_app is not None else app
+        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False))
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LiveServer:

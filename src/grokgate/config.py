@@ -69,6 +69,22 @@ class Settings(BaseSettings):
 
     demo_credits: int = 1000
 
+    data_dir: Path = Path("./var")
+    """Where local media (`data_dir/media`) and download scratch space live."""
+    storage_url: str | None = None
+    """`s3://bucket/prefix` to keep media in an S3-compatible store (endpoint and keys from AWS_* variables)."""
+    storage_presign: bool = False
+    """With S3: media links redirect to presigned S3 URLs instead of being streamed through grokgate."""
+    media_retention_days: float = 30.0
+    media_url_ttl: float = 86400.0
+    """Seconds a signed media link stays valid (rounded up to the hour)."""
+    signing_secret: str | None = None
+    """Key of media link signatures; when unset, one is generated once and kept in the database."""
+    max_result_image_bytes: int = 50 * 1024 * 1024
+    max_result_video_bytes: int = 1024 * 1024 * 1024
+    sweep_interval: float = 300.0
+    """Seconds between two runs of the media retention sweeper."""
+
     redis_url: str | None = None
     """Shared rate-limit counts across processes (`redis://127.0.0.1:6379/0`); in memory when unset."""
     rate_limit_fail_open: bool = True

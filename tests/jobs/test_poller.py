@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -13,7 +15,10 @@ from grokgate.db.base import new_id, utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
-from grokgate.jobs.service import JobService, claim_due
+from grokgate.jobs.service import Finishing, JobService, claim_due
+from grokgate.storage.ingest import Ingestor, Limits
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.store import MediaStore, open_store
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.orgs.service import Caller
 from grokgate.upstream.xai import XaiUpstream
@@ -35,6 +40,16 @@ async def upstream(sandbox: Sandbox) -> AsyncIterator[XaiUpstream]:
     await client.aclose()
 
 
+@pytest.fixture
+async def parts(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """What a JobService and a Poller need besides the database and xAI: storage, links, retention."""
+    store = MediaStore(open_store(None, tmp_path))
+    ingestor = Ingestor(store, Limits(image_bytes=10**7, video_bytes=10**8), tmp_path / "tmp")
+    finishing = Finishing(MediaLinks("secret", "http://gateway.test", 3600), timedelta(days=1))
+    yield {"ingestor": ingestor, "finishing": finishing}
+    await ingestor.aclose()
+
+
 def video_spec(prompt: str = "v") -> GenerationSpec:
     return GenerationSpec(
         kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1
@@ -42,10 +57,12 @@ def video_spec(prompt: str = "v") -> GenerationSpec:
 
 
 async def test_concurrent_claims_are_disjoint(
-    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:
     tenant = await make_tenant(db_url, credits=150 * 30)
-    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
+    service = JobService(
+        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter", **parts
+    )
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
     for i in range(30):
         await service.start(caller, video_spec(f"v{i}"))
@@ -65,18 +82,20 @@ async def test_concurrent_claims_are_disjoint(
 
 
 async def test_two_pollers_finish_every_job_exactly_once(
-    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:
     tenant = await make_tenant(db_url, credits=150 * 40)
     settings = gateway_settings(db_url, sandbox.url)
-    service = JobService(db=db, upstream=upstream, settings=settings, owner="submitter")
+    service = JobService(db=db, upstream=upstream, settings=settings, owner="submitter", **parts)
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
     ids = [
         (await service.start(caller, video_spec(f"v{i} {'[sandbox:fail]' if i % 4 == 0 else ''}"))).id
         for i in range(40)
     ]
     stop = asyncio.Event()
-    pollers = [Poller(db, upstream, PollerSettings(interval=0.05, batch=7), owner=name) for name in ("p1", "p2")]
+    pollers = [
+        Poller(db, upstream, PollerSettings(interval=0.05, batch=7), owner=name, **parts) for name in ("p1", "p2")
+    ]
     tasks = [asyncio.create_task(poller.run(stop)) for poller in pollers]
 
     async def all_done() -> bool:
@@ -101,14 +120,16 @@ async def test_two_pollers_finish_every_job_exactly_once(
 
 
 async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
-    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:
     tenant = await make_tenant(db_url, credits=150)
-    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="dead-process")
+    service = JobService(
+        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="dead-process", **parts
+    )
     job = await service._open(
         Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec(), webhook_url=None, workflow="grok-imagine"
     )
-    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
+    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor", **parts)
     assert await poller.round() == 0  # still leased by the (dead) submitter: left alone
     async with db.transaction() as session:
         await session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
@@ -121,17 +142,19 @@ async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
 
 
 async def test_a_poll_whose_poller_died_is_taken_over(
-    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:
     tenant = await make_tenant(db_url, credits=150)
-    service = JobService(db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter")
+    service = JobService(
+        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter", **parts
+    )
     result = await service.start(Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec())
     # A poller leases the job and dies before writing anything back.
     async with db.transaction() as session:
         await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
         claimed = await claim_due(session, owner="dead", lease_seconds=0.2, limit=10, is_postgres=not db.is_sqlite)
     assert [job.id for job in claimed] == [result.id]
-    survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor")
+    survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor", **parts)
     assert await survivor.round() == 0
     await asyncio.sleep(0.6)  # the sandbox finishes the video after 0.3 s; the dead lease ends after 0.2 s
     assert await survivor.round() == 1
@@ -141,7 +164,10 @@ async def test_a_poll_whose_poller_died_is_taken_over(
     assert row.status == "completed"
 
 
-async def test_a_late_writer_without_the_lease_changes_nothing(db_url: str, db: Database) -> None:
+async def test_a_late_writer_without_the_lease_changes_nothing(
+    db_url: str, db: Database, parts: dict[str, Any]
+) -> None:
+    finishing = {"finishing": parts["finishing"]}
     tenant = await make_tenant(db_url, credits=150)
     now = utcnow()
     job_id = new_id("job")
@@ -159,8 +185,8 @@ async def test_a_late_writer_without_the_lease_changes_nothing(db_url: str, db: 
             )
         )  # fmt: skip
     async with db.transaction() as session:
-        assert not await finish_in(session, job_id, states.Fail("X", "late"), owner="former")
+        assert not await finish_in(session, job_id, states.Fail("X", "late"), owner="former", **finishing)
     async with db.transaction() as session:
-        assert await finish_in(session, job_id, states.Fail("X", "now"), owner="current")
+        assert await finish_in(session, job_id, states.Fail("X", "now"), owner="current", **finishing)
     async with db.transaction() as session:
-        assert not await finish_in(session, job_id, states.Fail("X", "again"), owner=None)
+        assert not await finish_in(session, job_id, states.Fail("X", "again"), owner=None, **finishing)

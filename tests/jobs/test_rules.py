@@ -71,12 +71,22 @@ def test_wait_never_goes_past_the_deadline() -> None:
     )
 
 
-def test_done_poll_completes_with_the_seed_output() -> None:
+def test_done_poll_asks_for_the_result_to_be_stored() -> None:
     poll = VideoPoll(state="done", url="https://v.test/a.mp4", duration=6.0, cost_in_usd_ticks=3)
     decision = states.after_poll(poll, now=NOW, deadline=LATER, interval=5, requested_duration=6)
-    assert decision == states.Complete(
-        {"videoUrl": "https://v.test/a.mp4", "resultUrls": ["https://v.test/a.mp4"], "duration": 6}, 3
+    assert decision == states.Deliver("https://v.test/a.mp4", 6, 3)
+    unmeasured = VideoPoll(state="done", url="u")
+    assert states.after_poll(unmeasured, now=NOW, deadline=LATER, interval=5, requested_duration=4) == states.Deliver(
+        "u", 4, None
     )
+
+
+def test_stored_output_keeps_ids_not_links() -> None:
+    assert states.stored_output({"video": ["med_v"], "poster": ["med_p"]}, 6) == {
+        "media": {"video": ["med_v"], "poster": ["med_p"]},
+        "duration": 6,
+    }
+    assert states.stored_output({"image": ["med_i"]}, None) == {"media": {"image": ["med_i"]}}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -106,11 +107,15 @@ def test_cli_keys_plans_and_webhook_secrets(db_url: str) -> None:
 
 
 async def test_expired_key_from_the_cli_is_refused(gateway: Gateway) -> None:
+    # The CLI runs in a thread: the gateway in this event loop must keep serving (and committing) meanwhile.
     env = clean_env(GROKGATE_DATABASE_URL=gateway.db_url)
-    org = json.loads(run_cli("admin", "create-org", "--name", "E", "--json", env=env).stdout)
-    key = json.loads(run_cli("admin", "create-key", "--org", org["id"], "--expires-in", "1s", "--json", env=env).stdout)
-    import asyncio
-
+    made = await asyncio.to_thread(run_cli, "admin", "create-org", "--name", "E", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    org = json.loads(made.stdout)
+    created = await asyncio.to_thread(
+        run_cli, "admin", "create-key", "--org", org["id"], "--expires-in", "1s", "--json", env=env
+    )
+    key = json.loads(created.stdout)
     await asyncio.sleep(1.1)
     response = await gateway.client.get("/api/v1/organization", headers={"Authorization": f"Bearer {key['key']}"})
     assert response.json()["code"] == "KEY_EXPIRED"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -18,16 +19,22 @@ from grokgate import __version__
 from grokgate.api import errors
 from grokgate.api.headers import RateLimitHeaders
 from grokgate.api.state import KeyUsage, Services
+from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
 from grokgate.db.engine import Database
 from grokgate.idempotency.service import Idempotency
 from grokgate.jobs import endpoints as job_endpoints
 from grokgate.jobs.poller import Poller, PollerSettings
-from grokgate.jobs.service import JobService, process_identity
+from grokgate.jobs.service import Finishing, JobService, process_identity
 from grokgate.orgs import endpoints as org_endpoints
 from grokgate.ratelimits import endpoints as ratelimit_endpoints
 from grokgate.ratelimits.limiter import RateLimiter
+from grokgate.storage import endpoints as storage_endpoints
+from grokgate.storage.ingest import Ingestor, Limits
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.service import signing_secret, sweep_expired
+from grokgate.storage.store import MediaStore, open_store
 from grokgate.upstream.sandbox.app import create_sandbox_app
 from grokgate.upstream.xai import XaiUpstream
 from grokgate.webhooks import endpoints as webhook_endpoints
@@ -48,7 +55,24 @@ def create_app(settings: Settings) -> FastAPI:
             retries=settings.upstream_retries,
             backoff=settings.upstream_backoff,
         )
-        jobs = JobService(db=db, upstream=upstream, settings=settings, owner=owner)
+        media_store = MediaStore(open_store(settings.storage_url, settings.data_dir))
+        ingestor = Ingestor(
+            media_store,
+            Limits(image_bytes=settings.max_result_image_bytes, video_bytes=settings.max_result_video_bytes),
+            settings.data_dir / "tmp",
+            timeout=settings.upstream_timeout,
+        )
+        finishing = Finishing(
+            links=MediaLinks(
+                secret=await signing_secret(db, settings.signing_secret),
+                base_url=settings.base_url,
+                ttl=settings.media_url_ttl,
+            ),
+            retention=timedelta(days=settings.media_retention_days),
+        )
+        jobs = JobService(
+            db=db, upstream=upstream, settings=settings, owner=owner, ingestor=ingestor, finishing=finishing
+        )
         limiter = RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open)
         app.state.services = Services(
             settings=settings,
@@ -58,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             limiter=limiter,
             idempotency=Idempotency(db, stale_after=settings.request_lease),
             key_usage=KeyUsage(),
+            media_store=media_store,
         )
         if settings.upstream == "sandbox":
             log.warning(
@@ -88,15 +113,29 @@ def create_app(settings: Settings) -> FastAPI:
                     lease=settings.poll_lease,
                 ),
                 owner,
+                ingestor=ingestor,
+                finishing=finishing,
             )
+
+            async def sweep() -> int:
+                await sweep_expired(db, media_store)
+                return 0
+
             tasks.append(asyncio.create_task(poller.run(stop), name="grokgate-poller"))
             tasks.append(asyncio.create_task(sender.run(stop), name="grokgate-webhooks"))
+            tasks.append(
+                asyncio.create_task(
+                    run_rounds("sweeper", sweep, stop=stop, batch=1, tick=settings.sweep_interval),
+                    name="grokgate-sweeper",
+                )
+            )
         try:
             yield
         finally:
             stop.set()
             await asyncio.gather(*tasks)
             await sender.aclose()
+            await ingestor.aclose()
             await upstream.aclose()
             await db.dispose()
 
@@ -115,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
         org_endpoints.router,
         ratelimit_endpoints.router,
         billing_endpoints.router,
+        storage_endpoints.router,
     ):
         app.include_router(router)
 

@@ -12,6 +12,7 @@ from grokgate.db.engine import Database
 from grokgate.idempotency.service import Idempotency
 from grokgate.jobs.service import JobService
 from grokgate.ratelimits.limiter import RateLimiter
+from grokgate.storage.store import MediaStore
 from grokgate.upstream.base import Upstream
 
 
@@ -39,6 +40,7 @@ class Services:
     limiter: RateLimiter
     idempotency: Idempotency
     key_usage: KeyUsage
+    media_store: MediaStore
 
 
 def services_of(request: Request) -> Services:

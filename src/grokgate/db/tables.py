@@ -5,6 +5,7 @@ from grokgate.db.base import Base
 from grokgate.idempotency.models import IdempotencyRecord
 from grokgate.jobs.models import Job
 from grokgate.orgs.models import ApiKey, Organization
+from grokgate.storage.models import Media, ServerSecret
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 
 metadata = Base.metadata
@@ -14,7 +15,9 @@ __all__ = [
     "IdempotencyRecord",
     "Job",
     "LedgerEntry",
+    "Media",
     "Organization",
+    "ServerSecret",
     "WebhookAttempt",
     "WebhookDelivery",
     "metadata",

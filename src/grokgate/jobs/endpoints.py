@@ -142,9 +142,10 @@ async def generate(request: Request, caller: Generate) -> JSONResponse:
     body, raw = await _parse(request, GenerateRequest)
 
     def answer(job: Job, waited: bool) -> tuple[int, dict[str, Any]]:
+        links = services_of(request).jobs.finishing.links
         if job.kind == "image":
-            return 200, image_answer(job)
-        return (200 if job.status in states.TERMINAL else 202), video_answer(job, waited=waited)
+            return 200, image_answer(job, links)
+        return (200 if job.status in states.TERMINAL else 202), video_answer(job, links, waited=waited)
 
     return await _create(request, caller, body, raw, workflow="grok-imagine", answer=answer)
 
@@ -167,10 +168,10 @@ async def create_job(request: Request, caller: Generate) -> JSONResponse:
             exc.details["field"] = f"input.{field}"
             exc.message = f"input.{exc.message}"
         raise
-    base_url = str(request.base_url).rstrip("/")
+    links = services_of(request).jobs.finishing.links
 
     def answer(job: Job, _waited: bool) -> tuple[int, dict[str, Any]]:
-        return 201, generic_answer(job, base_url)
+        return 201, generic_answer(job, links)
 
     return await _create(request, caller, body, raw, workflow=generic.workflow, answer=answer)
 
@@ -183,8 +184,10 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
     status: JobStatus | None = None,
 ) -> JSONResponse:
-    jobs, total = await services_of(request).jobs.list(caller, limit=limit, offset=offset, status=status)
-    return JSONResponse({"jobs": [job_json(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
+    service = services_of(request).jobs
+    jobs, total = await service.list(caller, limit=limit, offset=offset, status=status)
+    listed = [job_json(job, service.finishing.links) for job in jobs]
+    return JSONResponse({"jobs": listed, "total": total, "limit": limit, "offset": offset})
 
 
 @router.get(
@@ -195,7 +198,8 @@ async def list_jobs(
     responses=_errors(401, 403, 404),
 )
 async def get_job(jobId: str, request: Request, caller: JobsRead) -> JobView:
-    return present(await services_of(request).jobs.get(caller, jobId))
+    service = services_of(request).jobs
+    return present(await service.get(caller, jobId), service.finishing.links)
 
 
 @router.delete(
@@ -206,7 +210,8 @@ async def get_job(jobId: str, request: Request, caller: JobsRead) -> JobView:
     responses=_errors(401, 403, 404, 409),
 )
 async def cancel_job(jobId: str, request: Request, caller: JobsWrite) -> JobView:
-    return present(await services_of(request).jobs.cancel(caller, jobId))
+    service = services_of(request).jobs
+    return present(await service.cancel(caller, jobId), service.finishing.links)
 
 
 async def _event_stream(services: Services, caller: Caller, request: Request, job_id: str) -> AsyncIterator[str]:
@@ -220,7 +225,7 @@ async def _event_stream(services: Services, caller: Caller, request: Request, jo
         if state != last:
             last = state
             quiet_since = loop.time()
-            yield f"event: status\ndata: {json.dumps(job_json(job))}\n\n"
+            yield f"event: status\ndata: {json.dumps(job_json(job, services.jobs.finishing.links))}\n\n"
         if job.status in states.TERMINAL or await request.is_disconnected():
             return
         if loop.time() - quiet_since > 15:

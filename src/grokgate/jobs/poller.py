@@ -17,7 +17,8 @@ from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs import states
 from grokgate.jobs.models import Job
-from grokgate.jobs.service import claim_due, finish_in, reschedule
+from grokgate.jobs.service import Finishing, claim_due, finish_in, reschedule
+from grokgate.storage.ingest import Ingestor, MediaRejected, MediaUnavailable
 from grokgate.upstream.base import Upstream, UpstreamError
 
 log = structlog.get_logger(__name__)
@@ -41,11 +42,22 @@ class PollerSettings:
 
 
 class Poller:
-    def __init__(self, db: Database, upstream: Upstream, settings: PollerSettings, owner: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        upstream: Upstream,
+        settings: PollerSettings,
+        owner: str,
+        *,
+        ingestor: Ingestor,
+        finishing: Finishing,
+    ) -> None:
         self.db = db
         self.upstream = upstream
         self.settings = settings
         self.owner = owner
+        self.ingestor = ingestor
+        self.finishing = finishing
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -83,8 +95,8 @@ class Poller:
         except UpstreamError as exc:
             log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
-            decision = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
-            await self._apply(job, decision, answered=False)
+            silence = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
+            await self._apply(job, silence, answered=False)
             return
         decision = states.after_poll(
             poll,
@@ -93,13 +105,34 @@ class Poller:
             interval=self.settings.interval,
             requested_duration=job.input.get("duration"),
         )
+        if isinstance(decision, states.Deliver):
+            await self._deliver(job, decision)
+            return
         await self._apply(job, decision, answered=True)
 
-    async def _apply(self, job: Job, decision: states.Decision, *, answered: bool) -> None:
+    async def _deliver(self, job: Job, found: states.Deliver) -> None:
+        """Copy the finished video into storage, then complete; a failed download is retried until the deadline."""
+        try:
+            media = await self.ingestor.ingest(found.url, "video")
+        except MediaUnavailable as exc:
+            log.warning("poller.result_unavailable", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
+            delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
+            silence = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
+            if isinstance(silence, states.Fail):
+                silence = states.Fail("RESULT_UNAVAILABLE", f"xAI's video could not be fetched: {exc}")
+            await self._apply(job, silence, answered=False)
+            return
+        except MediaRejected as exc:
+            await self._apply(job, states.Fail("RESULT_INVALID", f"xAI's video is unusable: {exc}"), answered=True)
+            return
+        await self._apply(job, states.Complete(tuple(media), found.duration, found.cost_in_usd_ticks), answered=True)
+
+    async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
         async with self.db.transaction() as session:
             if isinstance(decision, states.Wait):
                 kept = await reschedule(session, job.id, decision, owner=self.owner, answered=answered)
             else:
-                kept = await finish_in(session, job.id, decision, owner=self.owner) is not None
+                finished = await finish_in(session, job.id, decision, owner=self.owner, finishing=self.finishing)
+                kept = finished is not None
         if not kept:
             log.warning("poller.lease_lost", job_id=job.id)

@@ -32,6 +32,9 @@ from grokgate.jobs.models import Job
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import job_json
 from grokgate.orgs.service import Caller
+from grokgate.storage.ingest import Ingestor, MediaRejected, MediaUnavailable, StoredMedia
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.models import Media
 from grokgate.upstream.base import ImageRequest, Upstream, UpstreamError, UpstreamRejected, VideoRequest
 from grokgate.webhooks import outbox
 
@@ -43,12 +46,22 @@ def process_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id('run')[4:12]}"
 
 
+@dataclass(frozen=True)
+class Finishing:
+    """What ending a job needs besides the database: how to link its media, and how long media is kept."""
+
+    links: MediaLinks
+    retention: timedelta
+
+
 @dataclass
 class JobService:
     db: Database
     upstream: Upstream
     settings: Settings
     owner: str
+    ingestor: Ingestor
+    finishing: Finishing
 
     async def start(
         self,
@@ -107,6 +120,24 @@ class JobService:
         log.info("job.created", kind=spec.kind, model=spec.model, credits=price)
         return job
 
+    async def _store_image(self, job: Job, urls: list[str]) -> list[StoredMedia]:
+        """Copy every image into storage before answering; a few quick retries, then the job fails (refunded)."""
+        stored: list[StoredMedia] = []
+        for url in urls:
+            for attempt in range(self.settings.upstream_retries):
+                try:
+                    stored.extend(await self.ingestor.ingest(url, "image"))
+                    break
+                except MediaUnavailable as exc:
+                    if attempt + 1 == self.settings.upstream_retries:
+                        await self.finish(job.id, states.Fail("RESULT_UNAVAILABLE", str(exc)), owner=self.owner)
+                        raise ApiError(502, "UPSTREAM_ERROR", f"xAI's result could not be fetched: {exc}") from exc
+                    await asyncio.sleep(self.settings.upstream_backoff * (2**attempt))
+                except MediaRejected as exc:
+                    await self.finish(job.id, states.Fail("RESULT_INVALID", str(exc)), owner=self.owner)
+                    raise ApiError(502, "UPSTREAM_ERROR", f"xAI's result is unusable: {exc}") from exc
+        return stored
+
     async def _fail_on_upstream(self, job: Job, exc: Exception) -> ApiError:
         if isinstance(exc, UpstreamRejected):
             await self.finish(job.id, states.Fail("UPSTREAM_REJECTED", exc.message), owner=self.owner)
@@ -130,10 +161,14 @@ class JobService:
             )
         except (UpstreamRejected, UpstreamError) as exc:
             raise await self._fail_on_upstream(job, exc) from exc
-        output = states.image_output(result.urls)
+        media = await self._store_image(job, result.urls)
         async with self.db.transaction() as session:
             finished = await finish_in(
-                session, job.id, states.Complete(output, result.cost_in_usd_ticks), owner=self.owner
+                session,
+                job.id,
+                states.Complete(tuple(media), cost_in_usd_ticks=result.cost_in_usd_ticks),
+                owner=self.owner,
+                finishing=self.finishing,
             )
         if finished is None:
             raise await self._ended_elsewhere(job.id)
@@ -205,7 +240,9 @@ class JobService:
         started = job.external_job_id is not None
         cost = upstream_list_cost(job.kind, job.input.get("duration")) if started else None
         async with self.db.transaction() as session:
-            cancelled = await finish_in(session, job_id, states.Cancel(started, cost), owner=None)
+            cancelled = await finish_in(
+                session, job_id, states.Cancel(started, cost), owner=None, finishing=self.finishing
+            )
         if cancelled is None:  # it ended between our read and our write
             job = await self.get(caller, job_id)
             raise ApiError(
@@ -229,11 +266,13 @@ class JobService:
 
     async def finish(self, job_id: str, decision: states.Ending, *, owner: str | None) -> Job | None:
         async with self.db.transaction() as session:
-            return await finish_in(session, job_id, decision, owner=owner)
+            return await finish_in(session, job_id, decision, owner=owner, finishing=self.finishing)
 
 
-async def finish_in(session: AsyncSession, job_id: str, decision: states.Ending, *, owner: str | None) -> Job | None:
-    """The single exit from `pending`/`processing`: the new state, the refund if no result was delivered, and the
+async def finish_in(
+    session: AsyncSession, job_id: str, decision: states.Ending, *, owner: str | None, finishing: Finishing
+) -> Job | None:
+    """The single exit from `pending`/`processing`: the new state, the stored media or the refund, and the
     webhook, in one transaction. None when the job had already ended or (with `owner`) another process owns it."""
     now = utcnow()
     conditions = [Job.id == job_id, Job.status.in_(states.ACTIVE)]
@@ -247,8 +286,28 @@ async def finish_in(session: AsyncSession, job_id: str, decision: states.Ending,
         "finished_at": now,
         "cost_in_usd_ticks": decision.cost_in_usd_ticks,
     }
+    media_rows: list[Media] = []
     if isinstance(decision, states.Complete):
-        values |= {"status": "completed", "output": decision.output}
+        ids: dict[str, list[str]] = {}
+        for item in decision.media:
+            row = Media(
+                id=new_id("med"),
+                job_id=job_id,
+                org_id="",  # set below, once the job's organisation is known
+                role=item.role,
+                key=item.key,
+                content_type=item.content_type,
+                size=item.size,
+                sha256=item.sha256,
+                width=item.width,
+                height=item.height,
+                duration=item.duration,
+                created_at=now,
+                expires_at=now + finishing.retention,
+            )
+            media_rows.append(row)
+            ids.setdefault(item.role, []).append(row.id)
+        values |= {"status": "completed", "output": states.stored_output(ids, decision.duration)}
     else:
         values |= {
             "status": "cancelled" if isinstance(decision, states.Cancel) else "failed",
@@ -263,6 +322,9 @@ async def finish_in(session: AsyncSession, job_id: str, decision: states.Ending,
     ).one_or_none()
     if job is None:
         return None
+    for row in media_rows:
+        row.org_id = job.org_id
+        session.add(row)
     if not isinstance(decision, states.Complete):
         await ledger.refund(session, job.org_id, job_id, job.credits_charged, note=decision.code)
     if job.webhook_url:
@@ -272,7 +334,7 @@ async def finish_in(session: AsyncSession, job_id: str, decision: states.Ending,
             job_id=job.id,
             url=job.webhook_url,
             event=f"job.{job.status}",
-            data=job_json(job),
+            data=job_json(job, finishing.links),
         )
     log.info(
         "job.finished",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from grokgate.storage.ingest import StoredMedia
 from grokgate.upstream.base import VideoPoll
 
 ACTIVE = ("pending", "processing")
@@ -22,8 +23,20 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
+class Deliver:
+    """xAI has the result at `url`: copy it into our storage, then complete."""
+
+    url: str
+    duration: float | None = None
+    cost_in_usd_ticks: int | None = None
+
+
+@dataclass(frozen=True)
 class Complete:
-    output: dict[str, Any]
+    """The result is stored: these media, and for a video its duration."""
+
+    media: tuple[StoredMedia, ...]
+    duration: float | int | None = None
     cost_in_usd_ticks: int | None = None
 
 
@@ -61,25 +74,30 @@ class Wait:
 
 
 Ending = Complete | Fail | Cancel
-Decision = Complete | Fail | Cancel | Wait
+Decision = Deliver | Fail | Wait
 
 
-def video_output(url: str, duration: float | None, requested: int | None) -> dict[str, Any]:
-    seconds: float | int | None = duration if duration is not None else requested
-    if isinstance(seconds, float) and seconds.is_integer():
-        seconds = int(seconds)
-    return {"videoUrl": url, "resultUrls": [url], "duration": seconds}
+def seconds(duration: float | None, requested: int | None) -> float | int | None:
+    """The video's duration as xAI reported it (whole seconds as an int), else as requested."""
+    value: float | int | None = duration if duration is not None else requested
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
 
 
-def image_output(urls: list[str]) -> dict[str, Any]:
-    return {"imageUrl": urls[0], "resultUrls": list(urls)}
+def stored_output(media_ids: dict[str, list[str]], duration: float | int | None) -> dict[str, Any]:
+    """What a completed job keeps in `output`: ids of its stored media (links are made fresh on every read)."""
+    output: dict[str, Any] = {"media": media_ids}
+    if duration is not None:
+        output["duration"] = duration
+    return output
 
 
 def after_poll(
     poll: VideoPoll, *, now: datetime, deadline: datetime, interval: float, requested_duration: int | None
 ) -> Decision:
     if poll.state == "done" and poll.url:
-        return Complete(video_output(poll.url, poll.duration, requested_duration), poll.cost_in_usd_ticks)
+        return Deliver(poll.url, seconds(poll.duration, requested_duration), poll.cost_in_usd_ticks)
     if poll.state == "pending":
         return after_silence(now=now, deadline=deadline, delay=interval, status="processing")
     code = {
@@ -94,7 +112,7 @@ def after_poll(
     )
 
 
-def after_silence(*, now: datetime, deadline: datetime, delay: float, status: str) -> Decision:
+def after_silence(*, now: datetime, deadline: datetime, delay: float, status: str) -> Fail | Wait:
     """No answer yet (still rendering, or xAI unreachable for now): wait, unless the deadline has passed."""
     if now >= deadline:
         return Fail("DEADLINE_EXCEEDED", "xAI did not finish the video before the job's deadline")

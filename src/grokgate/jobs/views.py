@@ -6,17 +6,18 @@ from typing import Any
 
 from grokgate.jobs.models import Job
 from grokgate.jobs.schemas import JobError, JobView
+from grokgate.storage.links import MediaLinks
 
 IMAGE_MESSAGE = "Image generated successfully."
 VIDEO_MESSAGE = "Grok Imagine video job created. Poll /api/v1/jobs/{jobId} for status."
 WORKFLOW_SLUG = "grok-imagine-generate"
 
 
-def present(job: Job) -> JobView:
+def present(job: Job, links: MediaLinks) -> JobView:
     view = JobView(
         id=job.id,
         status=job.status,
-        output=job.output,
+        output=links.render(job.output),
         creditsCharged=job.credits_charged,
         workflowSlug=WORKFLOW_SLUG,
         createdAt=job.created_at,
@@ -29,24 +30,25 @@ def present(job: Job) -> JobView:
     return view
 
 
-def job_json(job: Job) -> dict[str, Any]:
-    return present(job).model_dump(mode="json", exclude_unset=True)
+def job_json(job: Job, links: MediaLinks) -> dict[str, Any]:
+    return present(job, links).model_dump(mode="json", exclude_unset=True)
 
 
-def image_answer(job: Job) -> dict[str, Any]:
+def image_answer(job: Job, links: MediaLinks) -> dict[str, Any]:
     """The seed's 200 for an image."""
-    assert job.output is not None
+    output = links.render(job.output)
+    assert output is not None
     return {
         "jobId": job.id,
         "status": "completed",
         "message": IMAGE_MESSAGE,
         "creditsCharged": job.credits_charged,
-        "imageUrl": job.output["imageUrl"],
-        "resultUrls": job.output["resultUrls"],
+        "imageUrl": output["imageUrl"],
+        "resultUrls": output["resultUrls"],
     }
 
 
-def video_answer(job: Job, *, waited: bool = False) -> dict[str, Any]:
+def video_answer(job: Job, links: MediaLinks, *, waited: bool = False) -> dict[str, Any]:
     """The seed's 202 for a video; after `Prefer: wait`, with the status reached and the result if there is one."""
     answer: dict[str, Any] = {
         "jobId": job.id,
@@ -57,7 +59,7 @@ def video_answer(job: Job, *, waited: bool = False) -> dict[str, Any]:
         "input": job.input,
     }
     if waited:
-        view = job_json(job)
+        view = job_json(job, links)
         answer["output"] = view["output"]
         for extra in ("error", "creditsRefunded"):
             if extra in view:
@@ -65,9 +67,10 @@ def video_answer(job: Job, *, waited: bool = False) -> dict[str, Any]:
     return answer
 
 
-def generic_answer(job: Job, base_url: str) -> dict[str, Any]:
+def generic_answer(job: Job, links: MediaLinks) -> dict[str, Any]:
     """`POST /api/v1/jobs` answers with links, as job queues do."""
-    view = job_json(job)
+    base_url = links.base_url
+    view = job_json(job, links)
     answer: dict[str, Any] = {
         "id": job.id,
         "status": job.status,

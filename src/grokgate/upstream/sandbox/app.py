@@ -81,12 +81,12 @@ class SandboxState:
     api_key: str | None
     video_seconds: float
     videos: dict[str, VideoTask] = field(default_factory=dict)
-    media: OrderedDict[str, tuple[bytes, str]] = field(default_factory=OrderedDict)
+    media: OrderedDict[str, tuple[bytes, str, Scenario]] = field(default_factory=OrderedDict)
     submits: Counter[str] = field(default_factory=Counter)
     journal: list[dict[str, Any]] = field(default_factory=list)
 
-    def keep(self, name: str, data: bytes, content_type: str) -> None:
-        self.media[name] = (data, content_type)
+    def keep(self, name: str, data: bytes, content_type: str, scenario: Scenario) -> None:
+        self.media[name] = (data, content_type, scenario)
         while len(self.media) > MEDIA_KEPT:
             self.media.popitem(last=False)
 
@@ -162,7 +162,8 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         bad_input = _check_image_input(body.image)
         if bad_input is not None:
             return bad_input
-        gate = await _submit_gate(state, parse(body.prompt), body.prompt)
+        scenario = parse(body.prompt)
+        gate = await _submit_gate(state, scenario, body.prompt)
         if gate is not None:
             return gate
         items = []
@@ -172,7 +173,7 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
                 items.append({"b64_json": base64.b64encode(png).decode(), "mime_type": "image/png"})
             else:
                 name = f"{uuid.uuid4()}.png"
-                state.keep(name, png, "image/png")
+                state.keep(name, png, "image/png", scenario)
                 items.append({"url": media_url(request, name), "mime_type": "image/png", "revised_prompt": ""})
         return JSONResponse({"data": items, "usage": {"cost_in_usd_ticks": IMAGE_COST_TICKS * len(items)}})
 
@@ -230,7 +231,7 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
                 render.render_mp4, task.body.prompt or "image-to-video", duration, task.body.aspect_ratio
             )
             task.media_name = f"{request.path_params['request_id']}.mp4"
-            state.keep(task.media_name, mp4, "video/mp4")
+            state.keep(task.media_name, mp4, "video/mp4", scenario)
         video = {"url": media_url(request, task.media_name), "duration": duration, "respect_moderation": True}
         return JSONResponse(
             {"status": "done", "model": "grok-imagine-video", "video": video, "progress": 100, "usage": usage}
@@ -240,7 +241,13 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         found = state.media.get(request.path_params["name"])
         if found is None:
             return _error(404, "not_found", "No such file")
-        data, content_type = found
+        data, content_type, scenario = found
+        if scenario.deadurl:
+            return _error(404, "not_found", "No such file")
+        if scenario.slowmedia:
+            await asyncio.sleep(scenario.slowmedia)
+        if scenario.notmedia:
+            return Response(b"<html><body>Access denied</body></html>", media_type=content_type)
         return Response(data, media_type=content_type)
 
     async def journal(request: Request) -> Response:

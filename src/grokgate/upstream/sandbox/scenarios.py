@@ -17,6 +17,9 @@ Write `[sandbox:NAME]` or `[sandbox:NAME=VALUE]` anywhere in a prompt:
 | `gone`         | polls answer 404, as for an unknown request id                           |
 | `pollerror=N`  | the first N polls of the video answer 500                                |
 | `empty202`     | pending polls answer 202 with an empty body                              |
+| `deadurl`      | the result's URL answers 404 (xAI's temporary URL already gone)          |
+| `notmedia`     | the result's URL serves HTML instead of the image or video               |
+| `slowmedia=S`  | the result's URL waits S seconds before sending the bytes                |
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class Scenario:
     gone: bool = False
     pollerror: int = 0
     empty202: bool = False
+    deadurl: bool = False
+    notmedia: bool = False
+    slowmedia: float = 0.0
 
 
 def parse(prompt: str | None) -> Scenario:
@@ -49,7 +55,7 @@ def parse(prompt: str | None) -> Scenario:
     for name, raw in _MARKER.findall(prompt or ""):
         if name in ("ratelimit", "unavailable", "pollerror"):
             values[name] = int(float(raw or 1))
-        elif name in ("hang", "delay"):
+        elif name in ("hang", "delay", "slowmedia"):
             values[name] = float(raw or 0)
         elif name in Scenario.__dataclass_fields__:
             values[name] = True

@@ -1,0 +1,129 @@
+"""Copying a result from xAI's temporary URL into our store, checked and measured, before anyone is told of it.
+
+The download streams to a temporary file (never the whole video in memory), hashing as it goes; the object key is
+the SHA-256, so a retry after a crash writes the same object again instead of a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from grokgate.storage import probe
+from grokgate.storage.probe import NotMedia
+from grokgate.storage.store import MediaStore
+
+
+class MediaUnavailable(Exception):
+    """The result could not be fetched now (network, 5xx, 404): worth trying again until the job's deadline."""
+
+
+class MediaRejected(Exception):
+    """The result will never be usable (not the media it claims, or too large): the job fails."""
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    role: str
+    key: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    image_bytes: int
+    video_bytes: int
+
+
+class Ingestor:
+    def __init__(self, store: MediaStore, limits: Limits, scratch: Path, *, timeout: float = 120.0) -> None:
+        self.store = store
+        self.limits = limits
+        self.scratch = scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _download(self, url: str, target: Path, most: int) -> str:
+        digest = hashlib.sha256()
+        size = 0
+        if url.startswith("data:"):
+            data = base64.b64decode(url.partition(",")[2])
+            if len(data) > most:
+                raise MediaRejected(f"the result is larger than {most} bytes")
+            await asyncio.to_thread(target.write_bytes, data)
+            return hashlib.sha256(data).hexdigest()
+        try:
+            async with self._client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise MediaUnavailable(f"downloading the result answered {response.status_code}")
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > most:
+                    raise MediaRejected(f"the result is larger than {most} bytes")
+                with target.open("wb") as handle:
+                    async for chunk in response.aiter_bytes(256 * 1024):
+                        size += len(chunk)
+                        if size > most:
+                            raise MediaRejected(f"the result is larger than {most} bytes")
+                        digest.update(chunk)
+                        handle.write(chunk)
+        except httpx.HTTPError as exc:
+            raise MediaUnavailable(f"downloading the result failed: {exc!r}") from exc
+        return digest.hexdigest()
+
+    async def ingest(self, url: str, kind: str) -> list[StoredMedia]:
+        """Store the result at `url` (an `image` or a `video`); a video also gets its poster frame."""
+        most = self.limits.image_bytes if kind == "image" else self.limits.video_bytes
+        with tempfile.TemporaryDirectory(dir=self.scratch) as folder:
+            path = Path(folder) / "download"
+            sha = await self._download(url, path, most)
+            try:
+                measured = await asyncio.to_thread(probe.probe, path, kind)
+            except NotMedia as exc:
+                raise MediaRejected(str(exc)) from exc
+            key = f"{sha[:2]}/{sha}.{measured.extension}"
+            if not await self.store.exists(key):
+                await self.store.put_file(key, path)
+            stored = [
+                StoredMedia(
+                    role=kind,
+                    key=key,
+                    content_type=measured.content_type,
+                    size=path.stat().st_size,
+                    sha256=sha,
+                    width=measured.width,
+                    height=measured.height,
+                    duration=measured.duration,
+                )
+            ]
+            if kind == "video":
+                poster = await asyncio.to_thread(probe.poster_jpeg, path)
+                poster_sha = hashlib.sha256(poster).hexdigest()
+                poster_key = f"{poster_sha[:2]}/{poster_sha}.jpg"
+                if not await self.store.exists(poster_key):
+                    await self.store.put_bytes(poster_key, poster)
+                stored.append(
+                    StoredMedia(
+                        role="poster",
+                        key=poster_key,
+                        content_type="image/jpeg",
+                        size=len(poster),
+                        sha256=poster_sha,
+                        width=measured.width,
+                        height=measured.height,
+                    )
+                )
+            return stored

@@ -1,0 +1,69 @@
+"""What a downloaded file really is: magic bytes, and dimensions/duration read by Pillow and PyAV, not guessed."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from PIL import Image
+
+
+class NotMedia(Exception):
+    """The bytes are not the media they were supposed to be."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    content_type: str
+    extension: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """(content type, extension) from the first bytes, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png", "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg", "jpg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    if head[4:8] == b"ftyp":
+        return "video/mp4", "mp4"
+    return None
+
+
+def probe(path: Path, expected: str) -> Probe:
+    """Check the file is an `expected` ("image" or "video") and measure it; raises NotMedia otherwise."""
+    with path.open("rb") as handle:
+        found = sniff(handle.read(16))
+    if found is None or not found[0].startswith(expected + "/"):
+        raise NotMedia(f"expected {expected} bytes, got {found[0] if found else 'something else'}")
+    content_type, extension = found
+    try:
+        if expected == "image":
+            with Image.open(path) as image:
+                image.verify()
+                width, height = image.size
+            return Probe(content_type, extension, width, height)
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            duration = container.duration / 1_000_000 if container.duration else None
+            return Probe(content_type, extension, stream.width, stream.height, duration)
+    except NotMedia:
+        raise
+    except Exception as exc:
+        raise NotMedia(f"{content_type} could not be decoded: {exc}") from exc
+
+
+def poster_jpeg(path: Path) -> bytes:
+    """The first frame of a video, as a JPEG."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            buffer = io.BytesIO()
+            frame.to_image().save(buffer, format="JPEG", quality=85)  # type: ignore[no-untyped-call]
+            return buffer.getvalue()
+    raise NotMedia("the video has no frame")
