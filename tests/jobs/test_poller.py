@@ -16,11 +16,11 @@ from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
 from grokgate.jobs.service import Finishing, JobService, claim_due
+from grokgate.jobs.spec import GenerationSpec
+from grokgate.orgs.service import Caller
 from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.store import MediaStore, open_store
-from grokgate.jobs.spec import GenerationSpec
-from grokgate.orgs.service import Caller
 from grokgate.upstream.xai import XaiUpstream
 from tests.conftest import SANDBOX_KEY, Sandbox, gateway_settings
 from tests.support import make_tenant
