@@ -77,6 +77,11 @@ class Sandbox:
         self.server = server
         self.url = server.url
 
+    async def media_hashes(self) -> dict[str, str]:
+        async with httpx.AsyncClient() as client:
+            found: dict[str, str] = (await client.get(f"{self.url}/_sandbox/media")).json()["media"]
+        return found
+
     async def requests(self, path_part: str = "") -> list[dict[str, Any]]:
         async with httpx.AsyncClient() as client:
             journal = (await client.get(f"{self.url}/_sandbox/requests")).json()["requests"]

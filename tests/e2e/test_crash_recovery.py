@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,34 @@ async def test_a_request_killed_before_xai_answered_is_refunded(
     assert job["status"] == "failed"
     assert job["error"]["code"] == code
     assert job["creditsRefunded"] == job["creditsCharged"]
+
+
+async def test_a_crash_while_the_result_downloads_is_recovered(
+    db_url: str, sandbox: Sandbox, spawn: Callable[..., Any]
+) -> None:
+    tenant = await make_tenant(db_url, credits=150)
+    first = await spawn()
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
+        response = await client.post(
+            "/api/v1/models/grok-imagine",
+            json={"prompt": "heavy [sandbox:delay=0.2] [sandbox:slowmedia=2]", "duration": 1},
+            headers=tenant.headers,
+        )
+        job_id = response.json()["jobId"]
+
+        async def downloading() -> bool:
+            return bool(await sandbox.requests("/files/"))
+
+        await wait_for(downloading, what="the result download to start")
+    first.kill()
+    row = await job_status(db_url, job_id)
+    assert row is not None
+    assert row.status in ("pending", "processing")
+
+    second = await spawn()
+    async with httpx.AsyncClient(base_url=second.url, timeout=30) as client:
+        job = await wait_job(client, tenant, job_id)
+        assert job["status"] == "completed"
+        video = await client.get(job["output"]["videoUrl"])
+    assert hashlib.sha256(video.content).hexdigest() in (await sandbox.media_hashes()).values()
+    assert len(await sandbox.requests("/v1/videos/generations")) == 1

@@ -2,7 +2,8 @@
 
 Mounted under `/sandbox` on grokgate's own server (first run), or on its own port (`grokgate sandbox`, and the
 tests that kill the gateway while the sandbox keeps its videos). `GET /_sandbox/requests` lists every call it
-received, which is how tests check what reached "xAI" without patching anything.
+received and `GET /_sandbox/media` the SHA-256 of every file it served, which is how tests check what reached
+"xAI" and what it produced, without patching anything.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -238,6 +240,7 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         )
 
     async def media(request: Request) -> Response:
+        state.journal.append({"method": "GET", "path": request.url.path, "body": None})
         found = state.media.get(request.path_params["name"])
         if found is None:
             return _error(404, "not_found", "No such file")
@@ -249,6 +252,9 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         if scenario.notmedia:
             return Response(b"<html><body>Access denied</body></html>", media_type=content_type)
         return Response(data, media_type=content_type)
+
+    async def media_list(_: Request) -> Response:
+        return JSONResponse({"media": {name: hashlib.sha256(data).hexdigest() for name, (data, _, _) in state.media.items()}})
 
     async def journal(request: Request) -> Response:
         if request.method == "DELETE":
@@ -264,5 +270,6 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
             Route("/v1/videos/{request_id}", poll_video, methods=["GET"]),
             Route("/files/{name}", media, methods=["GET"], name="sandbox_media"),
             Route("/_sandbox/requests", journal, methods=["GET", "DELETE"]),
+            Route("/_sandbox/media", media_list, methods=["GET"]),
         ]
     )
