@@ -254,7 +254,9 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         return Response(data, media_type=content_type)
 
     async def media_list(_: Request) -> Response:
-        return JSONResponse({"media": {name: hashlib.sha256(data).hexdigest() for name, (data, _, _) in state.media.items()}})
+        return JSONResponse(
+            {"media": {name: hashlib.sha256(data).hexdigest() for name, (data, _, _) in state.media.items()}}
+        )
 
     async def journal(request: Request) -> Response:
         if request.method == "DELETE":
