@@ -13,11 +13,12 @@ from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from grokgate import __version__
 from grokgate.api import errors
 from grokgate.api.headers import RateLimitHeaders
+from grokgate.api.metrics import Metrics, RequestMetrics
 from grokgate.api.state import KeyUsage, Services
 from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
@@ -44,16 +45,20 @@ log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owner = process_identity()
         db = Database(settings.database_url)
+        metrics.watch(db.engine)
         upstream = XaiUpstream(
             settings.upstream_base_url,
             settings.upstream_api_key,
             timeout=settings.upstream_timeout,
             retries=settings.upstream_retries,
             backoff=settings.upstream_backoff,
+            observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),
         )
         media_store = MediaStore(open_store(settings.storage_url, settings.data_dir))
         ingestor = Ingestor(
@@ -69,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ttl=settings.media_url_ttl,
             ),
             retention=timedelta(days=settings.media_retention_days),
+            metrics=metrics,
         )
         jobs = JobService(
             db=db, upstream=upstream, settings=settings, owner=owner, ingestor=ingestor, finishing=finishing
@@ -148,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     for router in (
         job_endpoints.router,
         webhook_endpoints.router,
@@ -161,6 +168,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     if settings.sandbox_mounted:
         app.mount("/sandbox", create_sandbox_app(video_seconds=settings.sandbox_video_seconds))

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from grokgate.api.metrics import Metrics
 from grokgate.billing import ledger
 from grokgate.billing.pricing import price_of, upstream_list_cost
 from grokgate.config import Settings
@@ -52,6 +53,7 @@ class Finishing:
 
     links: MediaLinks
     retention: timedelta
+    metrics: Metrics | None = None
 
 
 @dataclass
@@ -116,6 +118,8 @@ class JobService:
                     headers={"Retry-After": "5"},
                 )
             session.add(job)
+        if self.finishing.metrics is not None:
+            self.finishing.metrics.credits.labels("charge").inc(price)
         structlog.contextvars.bind_contextvars(job_id=job.id)
         log.info("job.created", kind=spec.kind, model=spec.model, credits=price)
         return job
@@ -336,6 +340,10 @@ async def finish_in(
             event=f"job.{job.status}",
             data=job_json(job, finishing.links),
         )
+    if finishing.metrics is not None:
+        finishing.metrics.jobs_finished.labels(job.status).inc()
+        if job.credits_refunded:
+            finishing.metrics.credits.labels("refund").inc(job.credits_refunded)
     log.info(
         "job.finished",
         job_id=job_id,

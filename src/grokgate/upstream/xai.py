@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -115,6 +116,7 @@ class XaiUpstream:
         retries: int = 3,
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
@@ -125,6 +127,7 @@ class XaiUpstream:
         )
         self._retries = max(1, retries)
         self._backoff = backoff
+        self._observe = observe or (lambda _endpoint, _outcome: None)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -135,6 +138,18 @@ class XaiUpstream:
         await asyncio.sleep(max(delay, hinted or 0.0))
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool) -> httpx.Response:
+        endpoint = "poll" if method == "GET" else path
+        try:
+            response = await self._attempts(method, path, body, idempotent=idempotent)
+        except Exception as exc:
+            self._observe(endpoint, type(exc).__name__)
+            raise
+        self._observe(endpoint, str(response.status_code))
+        return response
+
+    async def _attempts(
+        self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
+    ) -> httpx.Response:
         last: httpx.Response | None = None
         for attempt in range(self._retries):
             try:
