@@ -106,13 +106,19 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
     video_seconds: Annotated[float, typer.Option(help="Seconds until a video is done.")] = 3.0,
     api_key: Annotated[str | None, typer.Option(help="Accept only this key (as xAI would).")] = None,
+    bench: Annotated[bool, typer.Option("--bench", help="Benchmark mode: pre-rendered media, no journal.")] = False,
+    image_delay: Annotated[float, typer.Option(help="Benchmark mode: seconds before an image answer.")] = 0.0,
+    video_delay_min: Annotated[float, typer.Option(help="Benchmark mode: shortest video render.")] = 1.0,
+    video_delay_max: Annotated[float, typer.Option(help="Benchmark mode: longest video render.")] = 1.0,
 ) -> None:
     """Run the sandbox upstream on its own port: xAI's media API, offline (point XAI_BASE_URL at HOST:PORT/v1)."""
     import uvicorn
 
-    from grokgate.upstream.sandbox.app import create_sandbox_app
+    from grokgate.upstream.sandbox.app import BenchMode, create_sandbox_app
 
-    uvicorn.run(create_sandbox_app(api_key=api_key, video_seconds=video_seconds), host=host, port=port)
+    mode = BenchMode(image_delay, (video_delay_min, video_delay_max)) if bench else None
+    app_ = create_sandbox_app(api_key=api_key, video_seconds=video_seconds, bench=mode)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
 
 
 @app.command()

@@ -16,6 +16,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_org_created", "org_id", "created_at"),
         Index("ix_jobs_due", "status", "next_poll_at"),
+        Index("ix_jobs_org_status", "org_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -57,7 +57,8 @@ class Ingestor:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _download(self, url: str, target: Path, most: int) -> str:
+    async def _download(self, url: str, target: Path, most: int) -> tuple[str, int]:
+        """Fetch `url` into `target`; returns (sha256, size)."""
         digest = hashlib.sha256()
         size = 0
         if url.startswith("data:"):
@@ -65,7 +66,7 @@ class Ingestor:
             if len(data) > most:
                 raise MediaRejected(f"the result is larger than {most} bytes")
             await asyncio.to_thread(target.write_bytes, data)
-            return hashlib.sha256(data).hexdigest()
+            return hashlib.sha256(data).hexdigest(), len(data)
         try:
             async with self._client.stream("GET", url) as response:
                 if response.status_code != 200:
@@ -82,14 +83,14 @@ class Ingestor:
                         handle.write(chunk)
         except httpx.HTTPError as exc:
             raise MediaUnavailable(f"downloading the result failed: {exc!r}") from exc
-        return digest.hexdigest()
+        return digest.hexdigest(), size
 
     async def ingest(self, url: str, kind: str) -> list[StoredMedia]:
         """Store the result at `url` (an `image` or a `video`); a video also gets its poster frame."""
         most = self.limits.image_bytes if kind == "image" else self.limits.video_bytes
-        with tempfile.TemporaryDirectory(dir=self.scratch) as folder:
-            path = Path(folder) / "download"
-            sha = await self._download(url, path, most)
+        with tempfile.NamedTemporaryFile(dir=self.scratch, prefix="download-") as scratch:
+            path = Path(scratch.name)
+            sha, size = await self._download(url, path, most)
             try:
                 measured = await asyncio.to_thread(probe.probe, path, kind)
             except NotMedia as exc:
@@ -102,7 +103,7 @@ class Ingestor:
                     role=kind,
                     key=key,
                     content_type=measured.content_type,
-                    size=path.stat().st_size,
+                    size=size,
                     sha256=sha,
                     width=measured.width,
                     height=measured.height,

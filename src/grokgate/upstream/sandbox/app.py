@@ -12,6 +12,8 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import random
+import time
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -69,6 +71,15 @@ class VideoBody(BaseModel):
     image: ImageUrl | None = None
 
 
+@dataclass(frozen=True)
+class BenchMode:
+    """For the benchmark: media rendered once up front, a fixed image delay, videos done after a random delay, and
+    no request journal, so that what is measured is the gateway and not the stand-in."""
+
+    image_delay: float = 0.0
+    video_delay: tuple[float, float] = (1.0, 1.0)
+
+
 @dataclass
 class VideoTask:
     body: VideoBody
@@ -86,6 +97,8 @@ class SandboxState:
     media: OrderedDict[str, tuple[bytes, str, Scenario]] = field(default_factory=OrderedDict)
     submits: Counter[str] = field(default_factory=Counter)
     journal: list[dict[str, Any]] = field(default_factory=list)
+    bench: BenchMode | None = None
+    ready_wall: dict[str, float] = field(default_factory=dict)
 
     def keep(self, name: str, data: bytes, content_type: str, scenario: Scenario) -> None:
         self.media[name] = (data, content_type, scenario)
@@ -129,8 +142,13 @@ async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | No
     return None
 
 
-def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0) -> Starlette:
-    state = SandboxState(api_key=api_key, video_seconds=video_seconds)
+def create_sandbox_app(
+    *, api_key: str | None = None, video_seconds: float = 3.0, bench: BenchMode | None = None
+) -> Starlette:
+    state = SandboxState(api_key=api_key, video_seconds=video_seconds, bench=bench)
+    if bench is not None:
+        state.keep("bench.png", render.render_png("benchmark", "1:1"), "image/png", Scenario())
+        state.keep("bench.mp4", render.render_mp4("benchmark", 1, "1:1"), "video/mp4", Scenario())
 
     async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
         authorization = request.headers.get("authorization", "")
@@ -142,7 +160,8 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
             raw = await request.json() if request.method == "POST" else {}
         except ValueError:
             return _error(422, "invalid_argument", "Failed to deserialize the JSON body")
-        state.journal.append({"method": request.method, "path": request.url.path, "body": raw})
+        if state.bench is None:
+            state.journal.append({"method": request.method, "path": request.url.path, "body": raw})
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
@@ -168,6 +187,12 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         gate = await _submit_gate(state, scenario, body.prompt)
         if gate is not None:
             return gate
+        if state.bench is not None:
+            if state.bench.image_delay:
+                await asyncio.sleep(state.bench.image_delay)
+            url = media_url(request, "bench.png")
+            item = {"url": url, "mime_type": "image/png", "revised_prompt": ""}
+            return JSONResponse({"data": [item], "usage": {"cost_in_usd_ticks": IMAGE_COST_TICKS}})
         items = []
         for _ in range(body.n or 1):
             png = await asyncio.to_thread(render.render_png, body.prompt, body.aspect_ratio)
@@ -195,6 +220,9 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
             return gate
         request_id = str(uuid.uuid4())
         delay = scenario.delay if scenario.delay is not None else state.video_seconds
+        if state.bench is not None:
+            delay = random.uniform(*state.bench.video_delay)
+            state.ready_wall[request_id] = time.time() + delay
         state.videos[request_id] = VideoTask(body=body, scenario=scenario, ready_at=monotonic() + delay)
         return JSONResponse({"request_id": request_id})
 
@@ -228,6 +256,8 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         if scenario.moderate:
             video = {"url": "", "duration": duration, "respect_moderation": False}
             return JSONResponse({"status": "done", "model": "grok-imagine-video", "video": video, "usage": usage})
+        if task.media_name is None and state.bench is not None:
+            task.media_name = "bench.mp4"
         if task.media_name is None:
             mp4 = await asyncio.to_thread(
                 render.render_mp4, task.body.prompt or "image-to-video", duration, task.body.aspect_ratio
@@ -240,7 +270,8 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
         )
 
     async def media(request: Request) -> Response:
-        state.journal.append({"method": "GET", "path": request.url.path, "body": None})
+        if state.bench is None:
+            state.journal.append({"method": "GET", "path": request.url.path, "body": None})
         found = state.media.get(request.path_params["name"])
         if found is None:
             return _error(404, "not_found", "No such file")
@@ -258,6 +289,9 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
             {"media": {name: hashlib.sha256(data).hexdigest() for name, (data, _, _) in state.media.items()}}
         )
 
+    async def video_readiness(_: Request) -> Response:
+        return JSONResponse({"ready": state.ready_wall})
+
     async def journal(request: Request) -> Response:
         if request.method == "DELETE":
             state.journal.clear()
@@ -273,5 +307,6 @@ def create_sandbox_app(*, api_key: str | None = None, video_seconds: float = 3.0
             Route("/files/{name}", media, methods=["GET"], name="sandbox_media"),
             Route("/_sandbox/requests", journal, methods=["GET", "DELETE"]),
             Route("/_sandbox/media", media_list, methods=["GET"]),
+            Route("/_sandbox/videos", video_readiness, methods=["GET"]),
         ]
     )

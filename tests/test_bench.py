@@ -1,0 +1,44 @@
+"""The benchmark runs end to end at a tiny size and writes a results file with the summary keys runs are compared
+by. It measures nothing here: numbers come from `scripts/bench`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(shutil.which("hey") is None, reason="the load generator hey is not installed")
+def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--backends", "sqlite", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [path] = tmp_path.glob("*.json")
+    results = json.loads(path.read_text())
+    assert list(results)[-1] == "summary"
+    summary = results["summary"]
+    for key in (
+        "image_rps_vs_floor_c16_sqlite",
+        "gateway_cpu_ms_per_image_sqlite",
+        "slow_upstream_bound_fraction_sqlite",
+        "poll_cpu_ms_per_job_100",
+        "poll_cpu_ms_per_job_10000",
+        "notification_lag_p50_s",
+    ):
+        assert isinstance(summary[key], int | float), key
+    assert summary["scaled_down"] is True
+    assert summary["ledger_balance_equals_sum"] is True
+    assert results["machine"]["load_generator"].startswith("hey")
+    assert "image path" in result.stdout
