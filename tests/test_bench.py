@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import BACKEND
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(shutil.which("hey") is None, reason="the load generator hey is not installed")
+@pytest.mark.skipif(BACKEND != "sqlite", reason="runs once per suite, in the SQLite pass")
 def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--backends", "sqlite", "--out", str(tmp_path)],

@@ -72,14 +72,19 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(help="API processes sharing the port (uvicorn's process manager).")] = 1,
+    background: Annotated[
+        bool, typer.Option("--background/--no-background", help="Also run the poller, webhooks and sweeper.")
+    ] = True,
 ) -> None:
-    """Run the API server and the video poller in this process (migrates the database first)."""
+    """Run the API server (and, unless --no-background, the video poller) after migrating the database."""
+
     import uvicorn
 
     from grokgate.api.app import create_app
     from grokgate.logs import configure
 
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, run_poller=None if background else False)
     configure(settings.log_level, settings.log_format)
     asyncio.run(upgrade(settings.database_url))
     if settings.upstream == "sandbox":
@@ -267,6 +272,27 @@ def webhook_secret(
 
     result = _run(_in_transaction(_settings(), work))
     _emit(as_json, result, str(result["secret"]))
+
+
+@admin.command("report")
+def report(
+    org: Annotated[str, typer.Option(help="Organisation id.")],
+    since: Annotated[str, typer.Option(help="Window, e.g. 7d, 24h.")] = "7d",
+    as_json: JsonFlag = False,
+) -> None:
+    """Jobs, credits, xAI's cost in USD and the margin of an organisation over a window."""
+    settings = _settings()
+    window = _duration(since)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        from grokgate.billing.report import org_report
+
+        await orgs.get_org(session, org)
+        return await org_report(session, org, utcnow() - window, credit_usd=settings.credit_usd)
+
+    result = _run(_in_transaction(settings, work))
+    result["since"] = since
+    _emit(as_json, result, json.dumps(result, indent=2))
 
 
 @admin.command("balance")

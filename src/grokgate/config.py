@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     poller_batch: int = 200
     poller_concurrency: int = 64
     run_poller: bool = True
+    """Run the background work (poller, webhooks, sweeper) inside the API process; `grokgate worker` runs it alone."""
+    shutdown_grace: float = 30.0
+    """Seconds a stopping process gives in-flight requests before it closes them."""
+    credit_usd: float = 0.01
+    """What one credit is sold for, in USD: the revenue side of `grokgate admin report`."""
     request_lease: float = 600.0
     """Seconds a request owns its job while it talks to xAI; past that, a job with no outcome is refunded."""
     poll_lease: float = 120.0

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grokgate.errors import ApiError
@@ -60,7 +61,21 @@ def install(app: FastAPI) -> None:
         log.exception("request.unhandled", error=repr(exc))
         return JSONResponse({"error": "Internal server error", "code": "INTERNAL_ERROR", "details": {}}, 500)
 
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency.unavailable", error=repr(exc)[:300])
+        return JSONResponse(
+            {
+                "error": "A service grokgate depends on is unavailable; retry shortly",
+                "code": "SERVICE_UNAVAILABLE",
+                "details": {},
+            },
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     app.add_exception_handler(ApiError, api_error)
+    for lost in (OperationalError, InterfaceError, ConnectionError, TimeoutError):
+        app.add_exception_handler(lost, database_down)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -7,6 +7,7 @@ from time import monotonic
 
 from fastapi import Request
 
+from grokgate.api.metrics import Metrics
 from grokgate.config import Settings
 from grokgate.db.engine import Database
 from grokgate.idempotency.service import Idempotency
@@ -41,6 +42,7 @@ class Services:
     idempotency: Idempotency
     key_usage: KeyUsage
     media_store: MediaStore
+    metrics: Metrics
 
 
 def services_of(request: Request) -> Services:

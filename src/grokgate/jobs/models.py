@@ -29,6 +29,8 @@ class Job(Base):
     workflow: Mapped[str] = mapped_column(String(32), default="grok-imagine", server_default="grok-imagine")
     """Which POST made it: `grok-imagine` (the model endpoint), or `generate_image` / `generate_video`."""
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
+    request_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The id of the request that made the job: its polls and its end log under it too."""
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     credits_charged: Mapped[int] = mapped_column(Integer)
     credits_refunded: Mapped[int] = mapped_column(Integer, default=0)

@@ -80,7 +80,8 @@ class Poller:
     async def _guarded(self, job: Job) -> None:
         async with self._slots:
             try:
-                await self.handle(job)
+                with structlog.contextvars.bound_contextvars(job_id=job.id, request_id=job.request_id):
+                    await self.handle(job)
             except Exception:
                 # The lease runs out and a later round tries again; nothing was half-written.
                 log.exception("poller.job_failed", job_id=job.id)

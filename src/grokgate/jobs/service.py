@@ -91,6 +91,7 @@ class JobService:
             model=spec.model,
             workflow=workflow,
             webhook_url=webhook_url,
+            request_id=structlog.contextvars.get_contextvars().get("request_id"),
             status="pending" if spec.kind == "video" else "processing",
             input=spec.echo(),
             credits_charged=price,

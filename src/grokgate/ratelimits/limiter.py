@@ -6,6 +6,7 @@ When the store fails, `fail_open` decides: let requests through (and say so in t
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -89,6 +90,13 @@ class RateLimiter:
                 return None
             raise ApiError(503, "RATE_LIMITER_UNAVAILABLE", "Rate limiting is unavailable; retry shortly") from exc
         return Verdict(limit=plan.rpm, remaining=stats.remaining, reset_in=max(0, int(stats.reset_time - time.time())))
+
+    async def healthy(self) -> bool:
+        try:
+            result = self._storage.check()
+            return bool(await result if inspect.isawaitable(result) else result)
+        except Exception:
+            return False
 
     async def usage(self, org_id: str, plan: Plan) -> dict[str, int]:
         items = _items(plan)

@@ -1,0 +1,44 @@
+"""What an organisation did over a window, and what it earned: jobs, credits, xAI's cost, margin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from grokgate.billing.models import LedgerEntry
+from grokgate.jobs.models import Job
+
+TICKS_PER_USD = 10**10
+
+
+async def org_report(session: AsyncSession, org_id: str, since: datetime, *, credit_usd: float) -> dict[str, Any]:
+    recent = [Job.org_id == org_id, Job.created_at >= since]
+    by_status = dict(
+        (await session.execute(select(Job.status, func.count()).where(*recent).group_by(Job.status))).all()
+    )
+    ticks = await session.scalar(select(func.coalesce(func.sum(Job.cost_in_usd_ticks), 0)).where(*recent))
+    moved = dict(
+        (
+            await session.execute(
+                select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount), 0))
+                .where(LedgerEntry.org_id == org_id, LedgerEntry.created_at >= since)
+                .group_by(LedgerEntry.kind)
+            )
+        ).all()
+    )
+    charged = -int(moved.get("charge", 0))
+    refunded = int(moved.get("refund", 0))
+    net = charged - refunded
+    upstream_usd = int(ticks or 0) / TICKS_PER_USD
+    revenue_usd = net * credit_usd
+    return {
+        "orgId": org_id,
+        "jobs": {"total": sum(by_status.values()), **{str(k): int(v) for k, v in by_status.items()}},
+        "credits": {"charged": charged, "refunded": refunded, "net": net, "granted": int(moved.get("grant", 0))},
+        "upstreamCostUsd": round(upstream_usd, 4),
+        "revenueUsd": round(revenue_usd, 4),
+        "marginUsd": round(revenue_usd - upstream_usd, 4),
+    }

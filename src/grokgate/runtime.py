@@ -1,0 +1,157 @@
+"""Everything one process runs on, built once: the services the API uses, and the background work (video poller,
+webhook sender, media sweeper) that `grokgate serve` and `grokgate worker` both run.
+
+`runtime(settings, metrics, background=...)` is an async context: on exit the background loops finish their round,
+leases this process still holds on polled videos and webhook deliveries are handed back at once (so another
+process takes them over without waiting for them to run out), and every client and pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import update
+
+from grokgate.api.metrics import Metrics
+from grokgate.api.state import KeyUsage, Services
+from grokgate.background import run_rounds
+from grokgate.config import Settings
+from grokgate.db.engine import Database
+from grokgate.idempotency.service import Idempotency
+from grokgate.jobs import states
+from grokgate.jobs.models import Job
+from grokgate.jobs.poller import Poller, PollerSettings
+from grokgate.jobs.service import Finishing, JobService, process_identity
+from grokgate.ratelimits.limiter import RateLimiter
+from grokgate.storage.ingest import Ingestor, Limits
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.service import signing_secret, sweep_expired
+from grokgate.storage.store import MediaStore, open_store
+from grokgate.upstream.xai import XaiUpstream
+from grokgate.webhooks.models import WebhookDelivery
+from grokgate.webhooks.sender import SenderSettings, WebhookSender
+
+log = structlog.get_logger(__name__)
+
+
+async def release_leases(db: Database, owner: str) -> None:
+    """Hand back what this process leased and can safely give up: polls of submitted videos, and deliveries.
+
+    A job still leased by an in-flight request (no xAI request id yet) keeps its lease: only its running out
+    tells the poller that nobody will ever learn xAI's answer."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.lease_owner == owner, Job.external_job_id.is_not(None), Job.status.in_(states.ACTIVE))
+            .values(lease_owner=None, lease_expires_at=None, updated_at=Job.updated_at)
+        )
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> AsyncIterator[Services]:
+    owner = process_identity()
+    db = Database(settings.database_url)
+    metrics.watch(db.engine)
+    upstream = XaiUpstream(
+        settings.upstream_base_url,
+        settings.upstream_api_key,
+        timeout=settings.upstream_timeout,
+        retries=settings.upstream_retries,
+        backoff=settings.upstream_backoff,
+        observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),
+    )
+    media_store = MediaStore(open_store(settings.storage_url, settings.data_dir))
+    ingestor = Ingestor(
+        media_store,
+        Limits(image_bytes=settings.max_result_image_bytes, video_bytes=settings.max_result_video_bytes),
+        settings.data_dir / "tmp",
+        timeout=settings.upstream_timeout,
+    )
+    finishing = Finishing(
+        links=MediaLinks(
+            secret=await signing_secret(db, settings.signing_secret),
+            base_url=settings.base_url,
+            ttl=settings.media_url_ttl,
+        ),
+        retention=timedelta(days=settings.media_retention_days),
+        metrics=metrics,
+    )
+    services = Services(
+        settings=settings,
+        db=db,
+        upstream=upstream,
+        jobs=JobService(
+            db=db, upstream=upstream, settings=settings, owner=owner, ingestor=ingestor, finishing=finishing
+        ),
+        limiter=RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open),
+        idempotency=Idempotency(db, stale_after=settings.request_lease),
+        key_usage=KeyUsage(),
+        media_store=media_store,
+        metrics=metrics,
+    )
+    if settings.upstream == "sandbox":
+        log.warning(
+            "upstream.sandbox",
+            message="NO XAI KEY: serving from the built-in SANDBOX upstream; results are synthetic",
+            base_url=settings.upstream_base_url,
+        )
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    sender = WebhookSender(
+        db,
+        SenderSettings(
+            schedule=settings.webhook_retry_schedule,
+            allow_private=settings.webhook_allow_private,
+            timeout=settings.webhook_timeout,
+            tick=max(0.02, min(0.5, settings.poll_interval)),
+        ),
+        owner,
+    )
+    if background:
+        poller = Poller(
+            db,
+            upstream,
+            PollerSettings(
+                interval=settings.poll_interval,
+                batch=settings.poller_batch,
+                concurrency=settings.poller_concurrency,
+                lease=settings.poll_lease,
+            ),
+            owner,
+            ingestor=ingestor,
+            finishing=finishing,
+        )
+
+        async def sweep() -> int:
+            await sweep_expired(db, media_store)
+            return 0
+
+        tasks = [
+            asyncio.create_task(poller.run(stop), name="grokgate-poller"),
+            asyncio.create_task(sender.run(stop), name="grokgate-webhooks"),
+            asyncio.create_task(
+                run_rounds("sweeper", sweep, stop=stop, batch=1, tick=settings.sweep_interval),
+                name="grokgate-sweeper",
+            ),
+        ]
+    try:
+        yield services
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        if background:
+            with contextlib.suppress(Exception):
+                await release_leases(db, owner)
+        await sender.aclose()
+        await ingestor.aclose()
+        await upstream.aclose()
+        await db.dispose()
