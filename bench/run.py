@@ -54,7 +54,7 @@ class Sizes:
 
 SIZES = {
     "full": Sizes("full", 3000, 1000, 5000, 5000, 100, 10_000, (20.0, 40.0), 5.0),
-    "quick": Sizes("quick", 400, 200, 600, 1000, 100, 1000, (2.0, 4.0), 1.0),
+    "quick": Sizes("quick", 400, 200, 600, 1000, 100, 1000, (3.0, 6.0), 2.0),
     "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2),
 }
 
@@ -420,10 +420,12 @@ class Bench:
                 )
                 try:
                     started = time.time()
+                    concurrency = min(64, count)
+                    count -= count % concurrency  # hey sends n // c requests per client
                     submit = hey(
                         gateway.url + "/api/v1/models/grok-imagine",
                         n=count,
-                        c=min(64, count),
+                        c=concurrency,
                         method="POST",
                         body=VIDEO_BODY,
                         key=key,
@@ -440,6 +442,7 @@ class Bench:
                     lags = self._lags(url, sandbox)
                     return {
                         "videos": count,
+                        "completed": self._count_completed(url),
                         "submit": submit.__dict__,
                         "poll_interval_s": sizes.poll_interval,
                         "upstream_delay_s": list(sizes.video_delay),
@@ -467,6 +470,23 @@ class Bench:
             db = Database(url)
             try:
                 async with db.reader() as session:
+                    finished = select(func.count()).where(Job.status.in_(("completed", "failed", "cancelled")))
+                    return int(await session.scalar(finished) or 0)
+            finally:
+                await db.dispose()
+
+        return asyncio.run(count())
+
+    def _count_completed(self, url: str) -> int:
+        from sqlalchemy import func, select
+
+        from grokgate.db.engine import Database
+        from grokgate.jobs.models import Job
+
+        async def count() -> int:
+            db = Database(url)
+            try:
+                async with db.reader() as session:
                     return int(await session.scalar(select(func.count()).where(Job.status == "completed")) or 0)
             finally:
                 await db.dispose()
@@ -480,7 +500,7 @@ class Bench:
             if self._count_done(url) >= count:
                 return time.time()
             time.sleep(0.25)
-        raise RuntimeError("videos did not all complete in time")
+        raise RuntimeError(f"videos did not all finish in time ({self._count_done(url)} of {count})")
 
     def _lags(self, url: str, sandbox: Process) -> list[float]:
         from sqlalchemy import select

@@ -78,6 +78,7 @@ def serve(
     ] = True,
 ) -> None:
     """Run the API server (and, unless --no-background, the video poller) after migrating the database."""
+    import os
 
     import uvicorn
 
@@ -94,7 +95,57 @@ def serve(
             bold=True,
             err=True,
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": int(settings.shutdown_grace),
+        "backlog": 4096,
+    }
+    if workers > 1:
+        # Each worker process builds its app from the environment: carry the command line's choices there.
+        os.environ.update(
+            {
+                "GROKGATE_HOST": settings.host,
+                "GROKGATE_PORT": str(settings.port),
+                "GROKGATE_RUN_POLLER": str(settings.run_poller),
+            }
+        )
+        uvicorn.run("grokgate.api.app:app_from_env", factory=True, workers=workers, **common)
+        return
+    uvicorn.run(create_app(settings), **common)
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+) -> None:
+    """Run the background work alone: video poller, webhook sender, media sweeper (no API). Stops on SIGTERM."""
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from grokgate.api.metrics import Metrics
+    from grokgate.logs import configure
+    from grokgate.runtime import runtime
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_format)
+    asyncio.run(upgrade(settings.database_url))
+    metrics = Metrics()
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with runtime(settings, metrics, background=True):
+            typer.echo("grokgate worker running (poller, webhooks, sweeper)", err=True)
+            await stop.wait()
+
+    asyncio.run(main())
 
 
 @app.command()

@@ -1,0 +1,198 @@
+"""Running as several processes: API-only servers plus a separate worker, several workers on one port, graceful
+shutdown, readiness, request ids, and the database going away under traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import Gateway, Sandbox
+from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
+from tests.support import BACKEND, make_tenant, wait_job
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(db_url: str, sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    return gateway_env(
+        db_url,
+        sandbox.url,
+        GROKGATE_POLL_INTERVAL="0.1",
+        GROKGATE_POLL_LEASE="2",
+        GROKGATE_UPSTREAM_BACKOFF="0.01",
+        GROKGATE_DATA_DIR=str(tmp_path / "data"),
+    )
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[Any]]:
+    started: list[Any] = []
+    yield started
+    for item in started:
+        if isinstance(item, GatewayProcess):
+            item.stop()
+        elif item.poll() is None:
+            item.send_signal(signal.SIGTERM)
+            item.wait(timeout=20)
+
+
+async def test_api_only_server_and_a_separate_worker(
+    db_url: str, env: dict[str, str], tmp_path: Path, processes: list[Any]
+) -> None:
+    import subprocess
+
+    tenant = await make_tenant(db_url)
+    api = await GatewayProcess({**env, "GROKGATE_RUN_POLLER": "false"}, tmp_path / "api.log").start()
+    processes.append(api)
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        job_id = (
+            await client.post(
+                "/api/v1/models/grok-imagine", json={"prompt": "split", "duration": 1}, headers=tenant.headers
+            )
+        ).json()["jobId"]
+        await asyncio.sleep(1.0)  # the sandbox finished after 0.3 s, but no process polls yet
+        assert (await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).json()["status"] == "pending"
+        log = (tmp_path / "worker.log").open("ab")
+        worker = subprocess.Popen([GROKGATE, "worker"], env=env, stdout=log, stderr=log)
+        processes.append(worker)
+        try:
+            job = await wait_job(client, tenant, job_id)
+        except AssertionError:
+            raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from None
+        assert job["status"] == "completed"
+        # The worker stops cleanly on SIGTERM.
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+
+
+async def test_several_workers_share_one_port(env: dict[str, str], tmp_path: Path, db_url: str) -> None:
+    import subprocess
+
+    from tests.support import free_port
+
+    tenant = await make_tenant(db_url)
+    port = free_port()
+    log = (tmp_path / "workers.log").open("ab")
+    proc = subprocess.Popen([GROKGATE, "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/models/grok-imagine",
+                        json={"prompt": f"w{i}", "model": "text-to-image"},
+                        headers=tenant.headers,
+                    )
+                    for i in range(10)
+                )
+            )
+            assert [r.status_code for r in responses] == [200] * 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert "Started parent process" in (tmp_path / "workers.log").read_text() or proc.returncode == 0
+
+
+async def test_sigterm_finishes_in_flight_requests_then_exits(db_url: str, env: dict[str, str], tmp_path: Path) -> None:
+    tenant = await make_tenant(db_url)
+    server = await GatewayProcess({**env, "GROKGATE_SHUTDOWN_GRACE": "10"}, tmp_path / "g.log").start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        pending = asyncio.create_task(
+            client.post(
+                "/api/v1/models/grok-imagine",
+                json={"prompt": "slow [sandbox:hang=1]", "model": "text-to-image"},
+                headers=tenant.headers,
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert server.proc is not None
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        response = await pending
+        assert response.status_code == 200
+        # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM is a clean exit here.
+        assert await asyncio.to_thread(server.proc.wait, 15) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 10
+
+
+async def test_readyz_and_request_ids(gateway: Gateway) -> None:
+    ready = await gateway.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+    response = await gateway.client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    generated = await gateway.client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert generated.headers["x-request-id"].startswith("req_")
+
+
+async def test_readyz_reports_redis_down(gateway_factory: Callable[..., Any]) -> None:
+    from tests.support import free_port
+
+    async with gateway_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gw:
+        response = await gw.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="kills PostgreSQL backends")
+async def test_killed_database_connections_are_survived(gateway: Gateway) -> None:
+    tenant = await gateway.tenant(credits=10_000)
+    database = gateway.db_url.rsplit("/", 1)[1]
+    admin_dsn = gateway.db_url.rsplit("/", 1)[0] + "/test"
+    statuses: list[int] = []
+
+    async def traffic(i: int) -> None:
+        response = await gateway.generate(tenant, {"prompt": f"t{i}", "model": "text-to-image"})
+        statuses.append(response.status_code)
+
+    for round_ in range(3):
+        await asyncio.gather(*(traffic(round_ * 10 + i) for i in range(10)))
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        finally:
+            await conn.close()
+        assert killed >= 1
+    await asyncio.gather(*(traffic(100 + i) for i in range(10)))
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[-10:] == [200] * 10  # recovered by itself
+    # Money stays exact: checked for every job by the db_url fixture.
+
+
+async def test_admin_report(gateway: Gateway) -> None:
+    tenant = await gateway.tenant(credits=100)
+    assert (await gateway.generate(tenant, {"prompt": "sold", "model": "text-to-image"})).status_code == 200
+    assert (
+        await gateway.generate(tenant, {"prompt": "x [sandbox:reject]", "model": "text-to-image"})
+    ).status_code == 400
+    env = gateway_env(gateway.db_url, "http://unused", GROKGATE_CREDIT_USD="0.01")
+    result = await asyncio.to_thread(
+        run_cli, "admin", "report", "--org", tenant.org_id, "--since", "1d", "--json", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["jobs"] == {"total": 2, "completed": 1, "failed": 1}
+    assert report["credits"] == {"charged": 16, "refunded": 8, "net": 8, "granted": 100}
+    assert report["upstreamCostUsd"] == 0.02
+    assert report["revenueUsd"] == 0.08
+    assert report["marginUsd"] == 0.06
