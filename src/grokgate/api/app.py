@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from grokgate import __version__
 from grokgate.api import errors
-from grokgate.api.headers import RateLimitHeaders
+from grokgate.api.headers import BodyLimit, RateLimitHeaders
 from grokgate.api.metrics import Metrics, RequestMetrics
 from grokgate.api.requests import RequestIds
 from grokgate.api.state import Services
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
+    app.add_middleware(BodyLimit, limit=settings.max_image_url_bytes + 1024 * 1024)
     for router in (
         job_endpoints.router,
         webhook_endpoints.router,

@@ -7,7 +7,9 @@ import re
 import secrets
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from grokgate.api.headers import adding_headers
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -24,10 +26,5 @@ class RequestIds:
         request_id = given if _SANE.match(given) else f"req_{secrets.token_hex(8)}"
         scope.setdefault("state", {})["request_id"] = request_id
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, adding_headers(send, lambda: [(b"x-request-id", request_id.encode())]))

@@ -172,6 +172,14 @@ def create_sandbox_app(
     def media_url(request: Request, name: str) -> str:
         return str(request.url_for("sandbox_media", name=name))
 
+    async def admit(image: ImageUrl | None, prompt: str | None) -> tuple[Scenario, Response | None]:
+        """What every submit goes through: the input image check, then the faults the prompt asks for."""
+        scenario = parse(prompt)
+        bad_input = _check_image_input(image)
+        if bad_input is not None:
+            return scenario, bad_input
+        return scenario, await _submit_gate(state, scenario, prompt)
+
     async def images(request: Request) -> Response:
         body = await parse_body(request, ImageBody)
         if isinstance(body, Response):
@@ -180,13 +188,9 @@ def create_sandbox_app(
         is_edit = request.url.path.endswith("/edits")
         if is_edit and body.image is None and not body.images:
             return _error(422, "invalid_argument", "image or images is required for an edit")
-        bad_input = _check_image_input(body.image)
-        if bad_input is not None:
-            return bad_input
-        scenario = parse(body.prompt)
-        gate = await _submit_gate(state, scenario, body.prompt)
-        if gate is not None:
-            return gate
+        scenario, refusal = await admit(body.image, body.prompt)
+        if refusal is not None:
+            return refusal
         if state.bench is not None:
             if state.bench.image_delay:
                 await asyncio.sleep(state.bench.image_delay)
@@ -211,13 +215,9 @@ def create_sandbox_app(
         assert isinstance(body, VideoBody)
         if not body.prompt and body.image is None:
             return _error(400, "invalid_argument", "prompt is required for text-to-video")
-        bad_input = _check_image_input(body.image)
-        if bad_input is not None:
-            return bad_input
-        scenario = parse(body.prompt)
-        gate = await _submit_gate(state, scenario, body.prompt)
-        if gate is not None:
-            return gate
+        scenario, refusal = await admit(body.image, body.prompt)
+        if refusal is not None:
+            return refusal
         request_id = str(uuid.uuid4())
         delay = scenario.delay if scenario.delay is not None else state.video_seconds
         if state.bench is not None:
