@@ -460,7 +460,7 @@ class Bench:
         finally:
             sandbox.stop()
 
-    def _count_done(self, url: str) -> int:
+    def _count(self, url: str, statuses: tuple[str, ...]) -> int:
         from sqlalchemy import func, select
 
         from grokgate.db.engine import Database
@@ -470,28 +470,17 @@ class Bench:
             db = Database(url)
             try:
                 async with db.reader() as session:
-                    finished = select(func.count()).where(Job.status.in_(("completed", "failed", "cancelled")))
-                    return int(await session.scalar(finished) or 0)
+                    return int(await session.scalar(select(func.count()).where(Job.status.in_(statuses))) or 0)
             finally:
                 await db.dispose()
 
         return asyncio.run(count())
+
+    def _count_done(self, url: str) -> int:
+        return self._count(url, ("completed", "failed", "cancelled"))
 
     def _count_completed(self, url: str) -> int:
-        from sqlalchemy import func, select
-
-        from grokgate.db.engine import Database
-        from grokgate.jobs.models import Job
-
-        async def count() -> int:
-            db = Database(url)
-            try:
-                async with db.reader() as session:
-                    return int(await session.scalar(select(func.count()).where(Job.status == "completed")) or 0)
-            finally:
-                await db.dispose()
-
-        return asyncio.run(count())
+        return self._count(url, ("completed",))
 
     def _wait_all_done(self, gateway: Process, url: str, count: int) -> float:
         deadline = time.time() + 60 + 20 * self.sizes.video_delay[1] + count / 20

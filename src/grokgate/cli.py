@@ -86,6 +86,11 @@ def serve(
     from grokgate.logs import configure
 
     settings = _settings(host=host, port=port, run_poller=None if background else False)
+    if workers > 1 and settings.sandbox_mounted:
+        raise CliError(
+            "the built-in sandbox keeps its videos in one process: with --workers, run `grokgate sandbox` on its "
+            "own port and point XAI_BASE_URL at it"
+        )
     configure(settings.log_level, settings.log_format)
     asyncio.run(upgrade(settings.database_url))
     if settings.upstream == "sandbox":
