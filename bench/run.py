@@ -54,7 +54,7 @@ class Sizes:
 
 SIZES = {
     "full": Sizes("full", 3000, 1000, 5000, 5000, 100, 10_000, (20.0, 40.0), 5.0),
-    "quick": Sizes("quick", 400, 200, 600, 1000, 100, 1000, (3.0, 6.0), 2.0),
+    "quick": Sizes("quick", 256, 200, 400, 600, 64, 512, (3.0, 6.0), 2.0),
     "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2),
 }
 
@@ -605,6 +605,7 @@ def main() -> None:
     results["summary"] = {
         "size": sizes.name,
         "scaled_down": sizes.name != "full",
+        "videos_small_is": sizes.videos_small,
         "videos_large_is": sizes.videos_large,
         "image_rps_vs_floor_c16_sqlite": round(first["image_path"]["c16"]["rps"] / results["floor"]["c16"]["rps"], 3),
         "gateway_cpu_ms_per_image_sqlite": first["image_path"]["c16"]["gateway_cpu_ms_per_request"],
