@@ -261,6 +261,22 @@ class Bench:
         env["GROKGATE_PORT"] = str(port)
         return start("gateway", [*cli, "serve"], env, port, self.workdir), key
 
+    @contextmanager
+    def served(
+        self, backend: str, *, image_delay: float = 0.0, video_delay: tuple[float, float] = (1.0, 1.0), **settings: str
+    ) -> Any:
+        """A sandbox, a fresh database and a gateway on them; yields (gateway, key, database URL, sandbox)."""
+        sandbox = self.sandbox(image_delay=image_delay, video_delay=video_delay)
+        try:
+            with self.database(backend) as url:
+                gateway, key = self.gateway(url, sandbox, **settings)
+                try:
+                    yield gateway, key, url, sandbox
+                finally:
+                    gateway.stop()
+        finally:
+            sandbox.stop()
+
     def floor(self) -> dict[str, Any]:
         port = free_port()
         args = [
@@ -295,69 +311,44 @@ class Bench:
             sandbox.stop()
 
     def image_path(self, backend: str) -> dict[str, Any]:
-        sandbox = self.sandbox()
         out: dict[str, Any] = {}
-        try:
-            with self.database(backend) as url:
-                gateway, key = self.gateway(url, sandbox)
-                try:
-                    hey(gateway.url + "/api/v1/models/grok-imagine", n=20, c=4, method="POST", body=IMAGE_BODY, key=key)
-                    for c in (1, 16, 64):
-                        before = gateway.cpu_seconds()
-                        load = hey(
-                            gateway.url + "/api/v1/models/grok-imagine",
-                            n=self.sizes.requests,
-                            c=c,
-                            method="POST",
-                            body=IMAGE_BODY,
-                            key=key,
-                        )
-                        cpu = gateway.cpu_seconds() - before
-                        out[f"c{c}"] = {
-                            **load.__dict__,
-                            "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 2),
-                        }
-                finally:
-                    gateway.stop()
-        finally:
-            sandbox.stop()
+        with self.served(backend) as (gateway, key, _, _):
+            url = gateway.url + "/api/v1/models/grok-imagine"
+            hey(url, n=20, c=4, method="POST", body=IMAGE_BODY, key=key)  # warm-up
+            for c in (1, 16, 64):
+                before = gateway.cpu_seconds()
+                load = hey(url, n=self.sizes.requests, c=c, method="POST", body=IMAGE_BODY, key=key)
+                cpu = gateway.cpu_seconds() - before
+                out[f"c{c}"] = {**load.__dict__, "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 2)}
         return out
 
     def slow_upstream(self, backend: str) -> dict[str, Any]:
         delay = 2.0
-        sandbox = self.sandbox(image_delay=delay)
-        try:
-            with self.database(backend) as url:
-                gateway, key = self.gateway(url, sandbox)
-                try:
-                    c = self.sizes.slow_clients
-                    in_use: list[float] = []
+        with self.served(backend, image_delay=delay) as (gateway, key, _, _):
+            c = self.sizes.slow_clients
+            in_use: list[float] = []
 
-                    def sample() -> None:
-                        in_use.append(metric(gateway.url, "grokgate_db_connections_in_use"))
+            def sample() -> None:
+                in_use.append(metric(gateway.url, "grokgate_db_connections_in_use"))
 
-                    load = hey(
-                        gateway.url + "/api/v1/models/grok-imagine",
-                        n=self.sizes.slow_requests,
-                        c=c,
-                        method="POST",
-                        body=IMAGE_BODY,
-                        key=key,
-                        during=sample,
-                    )
-                    bound = c / delay
-                    return {
-                        **load.__dict__,
-                        "littles_law_bound_rps": bound,
-                        "bound_fraction": round(load.rps / bound, 3),
-                        "max_db_connections_in_use": metric(gateway.url, "grokgate_db_connections_max"),
-                        "db_connections_in_use_sampled_max": max(in_use, default=0.0),
-                        "db_connections_in_use_sampled_mean": round(statistics.mean(in_use), 2) if in_use else 0.0,
-                    }
-                finally:
-                    gateway.stop()
-        finally:
-            sandbox.stop()
+            load = hey(
+                gateway.url + "/api/v1/models/grok-imagine",
+                n=self.sizes.slow_requests,
+                c=c,
+                method="POST",
+                body=IMAGE_BODY,
+                key=key,
+                during=sample,
+            )
+            bound = c / delay
+            return {
+                **load.__dict__,
+                "littles_law_bound_rps": bound,
+                "bound_fraction": round(load.rps / bound, 3),
+                "max_db_connections_in_use": metric(gateway.url, "grokgate_db_connections_max"),
+                "db_connections_in_use_sampled_max": max(in_use, default=0.0),
+                "db_connections_in_use_sampled_mean": round(statistics.mean(in_use), 2) if in_use else 0.0,
+            }
 
     def ledger(self, backend: str) -> dict[str, Any]:
         from grokgate.billing import ledger
@@ -412,53 +403,42 @@ class Bench:
 
     def videos(self, backend: str, count: int) -> dict[str, Any]:
         sizes = self.sizes
-        sandbox = self.sandbox(video_delay=sizes.video_delay)
-        try:
-            with self.database(backend) as url:
-                gateway, key = self.gateway(
-                    url, sandbox, poll_interval=str(sizes.poll_interval), poller_batch="500", poller_concurrency="128"
-                )
-                try:
-                    started = time.time()
-                    concurrency = min(64, count)
-                    count -= count % concurrency  # hey sends n // c requests per client
-                    submit = hey(
-                        gateway.url + "/api/v1/models/grok-imagine",
-                        n=count,
-                        c=concurrency,
-                        method="POST",
-                        body=VIDEO_BODY,
-                        key=key,
-                    )
-                    cpu0, polls0 = (
-                        gateway.cpu_seconds(),
-                        metric(gateway.url, 'grokgate_upstream_calls_total{endpoint="poll"'),
-                    )
-                    statements0 = metric(gateway.url, "grokgate_db_statements_total")
-                    done_at = self._wait_all_done(gateway, url, count)
-                    cpu = gateway.cpu_seconds() - cpu0
-                    polls = metric(gateway.url, 'grokgate_upstream_calls_total{endpoint="poll"') - polls0
-                    statements = metric(gateway.url, "grokgate_db_statements_total") - statements0
-                    lags = self._lags(url, sandbox)
-                    return {
-                        "videos": count,
-                        "completed": self._count_completed(url),
-                        "submit": submit.__dict__,
-                        "poll_interval_s": sizes.poll_interval,
-                        "upstream_delay_s": list(sizes.video_delay),
-                        "seconds_until_all_completed": round(done_at - started, 2),
-                        "polls": int(polls),
-                        "cpu_ms_per_poll": round(1000 * cpu / max(polls, 1), 3),
-                        "cpu_ms_per_job": round(1000 * cpu / count, 3),
-                        "db_statements_per_poll": round(statements / max(polls, 1), 2),
-                        "peak_rss_mib": round(gateway.peak_rss / 2**20, 1),
-                        "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
-                        "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
-                    }
-                finally:
-                    gateway.stop()
-        finally:
-            sandbox.stop()
+        settings = {"poll_interval": str(sizes.poll_interval), "poller_batch": "500", "poller_concurrency": "128"}
+        polls_metric = 'grokgate_upstream_calls_total{endpoint="poll"'
+        with self.served(backend, video_delay=sizes.video_delay, **settings) as (gateway, key, url, sandbox):
+            started = time.time()
+            concurrency = min(64, count)
+            count -= count % concurrency  # hey sends n // c requests per client
+            submit = hey(
+                gateway.url + "/api/v1/models/grok-imagine",
+                n=count,
+                c=concurrency,
+                method="POST",
+                body=VIDEO_BODY,
+                key=key,
+            )
+            cpu0, polls0 = gateway.cpu_seconds(), metric(gateway.url, polls_metric)
+            statements0 = metric(gateway.url, "grokgate_db_statements_total")
+            done_at = self._wait_all_done(gateway, url, count)
+            cpu = gateway.cpu_seconds() - cpu0
+            polls = metric(gateway.url, polls_metric) - polls0
+            statements = metric(gateway.url, "grokgate_db_statements_total") - statements0
+            lags = self._lags(url, sandbox)
+            return {
+                "videos": count,
+                "completed": self._count_completed(url),
+                "submit": submit.__dict__,
+                "poll_interval_s": sizes.poll_interval,
+                "upstream_delay_s": list(sizes.video_delay),
+                "seconds_until_all_completed": round(done_at - started, 2),
+                "polls": int(polls),
+                "cpu_ms_per_poll": round(1000 * cpu / max(polls, 1), 3),
+                "cpu_ms_per_job": round(1000 * cpu / count, 3),
+                "db_statements_per_poll": round(statements / max(polls, 1), 2),
+                "peak_rss_mib": round(gateway.peak_rss / 2**20, 1),
+                "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
+                "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+            }
 
     def _count(self, url: str, statuses: tuple[str, ...]) -> int:
         from sqlalchemy import func, select

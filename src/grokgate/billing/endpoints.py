@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from grokgate.api.state import services_of
 from grokgate.billing.models import LedgerEntry
+from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -39,7 +40,7 @@ async def ledger_entries(
                     "amount": row.amount,
                     "jobId": row.job_id,
                     "note": row.note,
-                    "createdAt": row.created_at.isoformat().replace("+00:00", "Z"),
+                    "createdAt": iso(row.created_at),
                 }
                 for row in rows
             ],

@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(value: datetime) -> str:
+    """A UTC time as the API writes it: ISO 8601 with a `Z`."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def new_id(prefix: str) -> str:
     """Opaque, unguessable ids with a type prefix (`job_…`, `org_…`), so a leaked id says what it is."""
     return f"{prefix}_{secrets.token_hex(12)}"

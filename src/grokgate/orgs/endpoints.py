@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from grokgate.api.state import services_of
+from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
 from grokgate.orgs.service import get_org
 
@@ -22,7 +23,7 @@ async def organization(request: Request, caller: AccountRead) -> JSONResponse:
             "name": org.name,
             "plan": org.plan,
             "creditsRemaining": org.credits_remaining,
-            "createdAt": org.created_at.isoformat().replace("+00:00", "Z"),
-            "updatedAt": org.updated_at.isoformat().replace("+00:00", "Z"),
+            "createdAt": iso(org.created_at),
+            "updatedAt": iso(org.updated_at),
         }
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from grokgate.api.state import services_of
-from grokgate.db.base import utcnow
+from grokgate.db.base import iso, utcnow
 from grokgate.orgs.auth import AccountRead
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -22,6 +22,6 @@ async def rate_limits(request: Request, caller: AccountRead) -> JSONResponse:
             "plan": caller.plan,
             "limits": plan.model_dump(),
             "usage": usage,
-            "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+            "timestamp": iso(utcnow()),
         }
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from grokgate.api.state import services_of
+from grokgate.db.base import iso
 from grokgate.errors import ApiError
 from grokgate.orgs.auth import JobsRead
 from grokgate.storage import signing
@@ -115,7 +116,7 @@ async def job_media_links(jobId: str, request: Request, caller: JobsRead) -> JSO
             "width": row.width,
             "height": row.height,
             "duration": row.duration,
-            "expiresAt": row.expires_at.isoformat().replace("+00:00", "Z"),
+            "expiresAt": iso(row.expires_at),
             "expired": row.deleted_at is not None,
         }
 

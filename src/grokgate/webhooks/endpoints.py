@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from grokgate.api.state import services_of
+from grokgate.db.base import iso
 from grokgate.orgs.auth import JobsRead
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
 
 def _time(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return iso(value) if value is not None else None
 
 
 @router.get("/jobs/{jobId}/deliveries", summary="Webhook deliveries of a job, with every attempt")

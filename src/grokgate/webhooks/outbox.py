@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.db.base import new_id, utcnow
+from grokgate.db.base import iso, new_id, utcnow
 from grokgate.webhooks.models import WebhookDelivery
 
 
@@ -27,7 +27,7 @@ def enqueue(session: AsyncSession, *, org_id: str, job_id: str, url: str, event:
             job_id=job_id,
             event=event,
             url=url,
-            payload={"type": event, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data},
+            payload={"type": event, "timestamp": iso(now), "data": data},
             status="pending",
             attempts=0,
             next_attempt_at=now,
