@@ -1,14 +1,21 @@
-"""`/metrics`: Prometheus text with requests by route template, upstream calls, jobs, credits, database use."""
+"""`/metrics`: Prometheus text with requests by route template, upstream calls, jobs, credits, poll lag, webhook
+attempts, the backlog and database use. (Several processes adding up their values: tests/ops/test_processes.py.)"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway
-from tests.support import wait_job
+from tests.support import LiveServer, wait_for, wait_job
+from tests.webhooks.receiver import Receiver
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-async def scrape(gateway: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+async def scrape(gateway: Gateway) -> Samples:
     response = await gateway.client.get("/metrics")
     assert response.status_code == 200
     samples = {}
@@ -35,3 +42,32 @@ async def test_metrics_count_what_happened(gateway: Gateway) -> None:
     assert samples[("grokgate_credits_total", (("kind", "refund"),))] == 150
     assert samples[("grokgate_db_connections_max", ())] >= 1
     assert samples[("grokgate_db_statements_total", ())] > 0
+
+
+async def test_backlog_poll_lag_and_webhook_attempts(gateway_factory: Callable[..., Any]) -> None:
+    receiver = Receiver(fail_first=1)
+    settings = {"webhook_allow_private": True, "webhook_retry_schedule": "0.1s,0.1s", "poll_interval": 0.2}
+    async with LiveServer(receiver.app()) as hook, gateway_factory(**settings) as gw:
+        tenant = await gw.tenant()
+        waiting = (await gw.generate(tenant, {"prompt": "w [sandbox:never]", "duration": 1})).json()["jobId"]
+        hooked = {"prompt": "h", "duration": 1, "webhookUrl": f"{hook.url}/hook"}
+        done = (await gw.generate(tenant, hooked)).json()["jobId"]
+        await wait_job(gw.client, tenant, done)
+        delivered = ("grokgate_webhook_attempts_total", (("outcome", "delivered"),))
+
+        async def recorded() -> Samples | None:
+            samples = await scrape(gw)
+            return samples if samples.get(delivered) == 1 else None
+
+        samples = await wait_for(recorded, what="the webhook delivered after one refusal")
+        assert len(receiver.accepted) == 1
+        assert samples[("grokgate_jobs_active", (("status", "processing"),))] == 1  # the one that never ends
+        assert samples[("grokgate_jobs_active", (("status", "pending"),))] == 0
+        assert ("grokgate_queue_depth", (("queue", "video_polls_due"),)) in samples
+        assert samples[("grokgate_queue_depth", (("queue", "webhooks_due"),))] == 0
+        assert samples[("grokgate_webhook_attempts_total", (("outcome", "will_retry"),))] == 1
+        assert samples[("grokgate_poll_lag_seconds_count", ())] >= 2
+        assert samples[("grokgate_poll_lag_seconds_sum", ())] >= 0
+        cancelled = await gw.client.delete(f"/api/v1/jobs/{waiting}", headers=tenant.headers)
+        assert cancelled.status_code == 200
+        assert (await scrape(gw))[("grokgate_jobs_active", (("status", "processing"),))] == 0

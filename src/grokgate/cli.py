@@ -7,11 +7,13 @@ a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -68,6 +70,31 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
         await db.dispose()
 
 
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[None]:
+    """Give the API processes of `serve --workers` one directory for prometheus-client's multiprocess mode.
+
+    An operator's own `PROMETHEUS_MULTIPROC_DIR` is used (emptied first: values of an earlier run would be added
+    in); otherwise a private directory lives as long as the server."""
+    import os
+    import shutil
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    private = tempfile.mkdtemp(prefix="grokgate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = private
+    try:
+        yield
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
@@ -116,7 +143,8 @@ def serve(
                 "GROKGATE_RUN_POLLER": str(settings.run_poller),
             }
         )
-        uvicorn.run("grokgate.api.app:app_from_env", factory=True, workers=workers, **common)
+        with shared_metrics_dir():
+            uvicorn.run("grokgate.api.app:app_from_env", factory=True, workers=workers, **common)
         return
     uvicorn.run(create_app(settings), **common)
 
@@ -130,7 +158,9 @@ def worker(
 
     from prometheus_client import start_http_server
 
+    from grokgate.api.backlog import record_backlog
     from grokgate.api.metrics import Metrics
+    from grokgate.background import run_rounds
     from grokgate.logs import configure
     from grokgate.runtime import runtime
 
@@ -146,8 +176,15 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        async with runtime(settings, metrics, background=True):
+        async with runtime(settings, metrics, background=True) as services:
             typer.echo("grokgate worker running (poller, webhooks, sweeper)", err=True)
+            if metrics_port:
+
+                async def sample() -> int:
+                    await record_backlog(services.db, metrics)
+                    return 0
+
+                await run_rounds("backlog", sample, stop=stop, batch=1, tick=5.0)
             await stop.wait()
 
     asyncio.run(main())

@@ -115,6 +115,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             tick=max(0.02, min(0.5, settings.poll_interval)),
         ),
         owner,
+        metrics,
     )
     if background:
         poller = Poller(
@@ -129,6 +130,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             owner,
             ingestor=ingestor,
             finishing=finishing,
+            metrics=metrics,
         )
 
         async def sweep() -> int:

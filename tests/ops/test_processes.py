@@ -75,15 +75,28 @@ async def test_api_only_server_and_a_separate_worker(
         assert worker.wait(timeout=20) == 0
 
 
-async def test_several_workers_share_one_port(env: dict[str, str], tmp_path: Path, db_url: str) -> None:
+async def test_several_workers_share_one_port_and_one_metrics_view(
+    env: dict[str, str], tmp_path: Path, db_url: str
+) -> None:
+    """Two API processes on one port; whichever answers a scrape reports what both did (multiprocess mode)."""
     import subprocess
+
+    from prometheus_client.parser import text_string_to_metric_families
 
     from tests.support import free_port
 
     tenant = await make_tenant(db_url)
     port = free_port()
+    shared = tmp_path / "metrics"
+    (shared / "stale").mkdir(parents=True)
+    (shared / "counter_99999.db").write_bytes(b"left by an earlier run")  # must be cleared, not added in
     log = (tmp_path / "workers.log").open("ab")
-    proc = subprocess.Popen([GROKGATE, "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [GROKGATE, "serve", "--workers", "2", "--port", str(port)],
+        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(shared)},
+        stdout=log,
+        stderr=log,
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             for _ in range(300):
@@ -103,6 +116,19 @@ async def test_several_workers_share_one_port(env: dict[str, str], tmp_path: Pat
                 )
             )
             assert [r.status_code for r in responses] == [200] * 10
+            route = {"route": "/api/v1/models/grok-imagine", "status": "200"}
+            for _ in range(6):  # new connections: the kernel hands them to either process
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as scraper:
+                    text = (await scraper.get("/metrics")).text
+                counted = [
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "grokgate_http_requests_total" and sample.labels == route
+                ]
+                assert counted == [10]
+            writers = {path.name.rsplit("_", 1)[1] for path in shared.glob("counter_*.db")}
+            assert len(writers) == 2, f"both processes write their counters: {sorted(writers)}"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from grokgate import __version__
 from grokgate.api import errors
+from grokgate.api.backlog import record_backlog
 from grokgate.api.headers import BodyLimit, RateLimitHeaders
 from grokgate.api.metrics import Metrics, RequestMetrics
 from grokgate.api.requests import RequestIds
@@ -38,9 +39,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(settings, metrics, background=settings.run_poller) as services:
-            app.state.services = services
-            yield
+        try:
+            async with runtime(settings, metrics, background=settings.run_poller) as services:
+                app.state.services = services
+                yield
+        finally:
+            metrics.process_exited()
 
     app = FastAPI(
         title="grokgate",
@@ -84,7 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        with contextlib.suppress(Exception):  # the database being away must not hide every other metric
+            await record_backlog(services.db, metrics)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

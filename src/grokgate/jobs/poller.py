@@ -8,10 +8,12 @@ write is conditioned on still holding the lease, and a job's end is conditioned 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
+from grokgate.api.metrics import Metrics
 from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
@@ -51,6 +53,7 @@ class Poller:
         *,
         ingestor: Ingestor,
         finishing: Finishing,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.upstream = upstream
@@ -58,6 +61,7 @@ class Poller:
         self.owner = owner
         self.ingestor = ingestor
         self.finishing = finishing
+        self.metrics = metrics
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -74,8 +78,18 @@ class Poller:
                 is_postgres=not self.db.is_sqlite,
             )
         if jobs:
+            self._observe_lag(jobs)
             await asyncio.gather(*(self._guarded(job) for job in jobs))
         return len(jobs)
+
+    def _observe_lag(self, jobs: Sequence[Job]) -> None:
+        """How long after its due time each poll starts: the first sign of a poller that cannot keep up."""
+        if self.metrics is None:
+            return
+        now = utcnow()
+        for job in jobs:
+            if job.next_poll_at is not None and job.next_poll_at <= now:
+                self.metrics.poll_lag.observe((now - job.next_poll_at).total_seconds())
 
     async def _guarded(self, job: Job) -> None:
         async with self._slots:

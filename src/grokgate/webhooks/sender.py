@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
+from grokgate.api.metrics import Metrics
 from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
@@ -55,8 +56,9 @@ class Outcome:
 
 
 class WebhookSender:
-    def __init__(self, db: Database, settings: SenderSettings, owner: str) -> None:
+    def __init__(self, db: Database, settings: SenderSettings, owner: str, metrics: Metrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics
         self.settings = settings
         self.owner = owner
         self._client = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
@@ -135,12 +137,15 @@ class WebhookSender:
         }
         if outcome.delivered:
             values |= {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
+            result = "delivered"
         else:
             wait = next_retry_in(attempts, self.settings.schedule)
             if wait is None:
                 values |= {"status": "failed", "next_attempt_at": None}
+                result = "gave_up"
             else:
                 values["next_attempt_at"] = now + timedelta(seconds=wait)
+                result = "will_retry"
         async with self.db.transaction() as session:
             session.add(
                 WebhookAttempt(
@@ -157,6 +162,8 @@ class WebhookSender:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+        if self.metrics is not None:
+            self.metrics.webhooks.labels(result).inc()
         log.info(
             "webhooks.attempt",
             delivery_id=delivery.id,
