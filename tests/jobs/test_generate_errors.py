@@ -94,6 +94,7 @@ BAD_BODIES: list[tuple[Any, str, str]] = [
     ({"model": "image-to-video", "image_url": "ftp://example.com/a.png"}, "INVALID_URL", "image_url"),
     ({"model": "image-to-video", "image_url": "not a url"}, "INVALID_URL", "image_url"),
     ({"model": "image-to-video", "image_url": "https://"}, "INVALID_URL", "image_url"),
+    ({"model": "image-to-video", "image_url": "http://[::1/a.png"}, "INVALID_URL", "image_url"),
     ({"model": "image-to-video", "image_url": "data:text/plain;base64,aGk="}, "INVALID_URL", "image_url"),
     ({"prompt": "x", "model": "text-to-image", "image_url": "data:image/png;base64,@@@"}, "INVALID_URL", "image_url"),
     ([1, 2], "INVALID_INPUT", "JSON object"),

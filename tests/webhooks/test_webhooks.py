@@ -128,6 +128,8 @@ async def test_a_delivery_gives_up_when_the_schedule_runs_out(gateway_factory: C
         "javascript:alert(1)",
         "http://user:pass@127.0.0.1/hook",
         "http://localhost/hook",
+        "https://]",
+        "http://[::1/hook",
     ],
 )
 async def test_private_or_odd_webhook_urls_are_refused_before_any_charge(gateway: Gateway, url: str) -> None:

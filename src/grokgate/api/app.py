@@ -20,6 +20,7 @@ from grokgate.api.backlog import record_backlog
 from grokgate.api.headers import BodyLimit, RateLimitHeaders
 from grokgate.api.metrics import Metrics, RequestMetrics
 from grokgate.api.requests import RequestIds
+from grokgate.api.responses import document
 from grokgate.api.state import Services
 from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    document(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
@@ -72,7 +74,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: the database (and Redis when configured) answer")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: the database (and Redis when configured) answer",
+        responses={503: {"description": "A dependency is down: the same body, with `status` `unavailable`"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         services: Services = request.app.state.services
         checks: dict[str, str] = {}

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
+from grokgate.api.paging import Limit, Offset
+from grokgate.api.responses import AUTHENTICATED, errors
 from grokgate.api.state import services_of
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
 
-router = APIRouter(prefix="/api/v1", tags=["account"])
+router = APIRouter(prefix="/api/v1", tags=["account"], responses=AUTHENTICATED)
 
 
-@router.get("/ledger", summary="Your credit movements (grants, charges, refunds), newest first")
+@router.get("/ledger", summary="Your credit movements (grants, charges, refunds), newest first", responses=errors(400))
 async def ledger_entries(
     request: Request,
     caller: AccountRead,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> JSONResponse:
     mine = LedgerEntry.org_id == caller.org_id
     async with services_of(request).db.reader() as session:

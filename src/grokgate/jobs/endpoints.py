@@ -9,27 +9,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from grokgate.api.errors import from_validation_errors
+from grokgate.api.paging import Limit, Offset
+from grokgate.api.responses import AUTHENTICATED, errors, json_body
 from grokgate.api.state import Services, services_of
 from grokgate.errors import ApiError
 from grokgate.idempotency.service import Answer, check_key, fingerprint
 from grokgate.jobs import states
 from grokgate.jobs.models import Job
 from grokgate.jobs.schemas import (
-    ErrorBody,
     GenerateRequest,
     GenericJobRequest,
     ImageCompleted,
+    JobCreated,
     JobList,
     JobStatus,
     JobView,
     VideoAccepted,
+    VideoWaited,
 )
 from grokgate.jobs.spec import build_spec, preferred_wait
 from grokgate.jobs.views import generic_answer, image_answer, job_json, present, video_answer
@@ -37,22 +40,8 @@ from grokgate.orgs.auth import Generate, JobsRead, JobsWrite
 from grokgate.orgs.service import Caller
 from grokgate.webhooks.urls import check_webhook_url
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"], responses=AUTHENTICATED)
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
-        400: "INVALID_INPUT, INVALID_URL or UPSTREAM_REJECTED",
-        401: "MISSING_AUTH, INVALID_FORMAT, KEY_NOT_FOUND, KEY_REVOKED or KEY_EXPIRED",
-        402: "INSUFFICIENT_CREDITS",
-        403: "INSUFFICIENT_SCOPE",
-        404: "JOB_NOT_FOUND",
-        409: "JOB_NOT_CANCELLABLE, IDEMPOTENCY_IN_PROGRESS",
-        422: "IDEMPOTENCY_KEY_REUSED",
-        429: "RATE_LIMIT_EXCEEDED",
-        502: "UPSTREAM_ERROR",
-    }.items()
-}
 _POST_HEADERS = {
     "parameters": [
         {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}},
@@ -61,15 +50,8 @@ _POST_HEADERS = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: _ERRORS[status] for status in statuses}
-
-
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}},
-        **_POST_HEADERS,
-    }
+    return {**json_body(model), **_POST_HEADERS}
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> tuple[Any, Any]:
@@ -132,9 +114,15 @@ async def _create(
     description="Images answer 200 with the result. Videos answer 202 with a jobId: poll `GET /api/v1/jobs/{jobId}` "
     "until it is completed, or send `Prefer: wait=N` to be answered when it ends (at most N seconds).",
     responses={
-        200: {"model": ImageCompleted, "description": "Image generated (or, with Prefer: wait, a video that ended)"},
-        202: {"model": VideoAccepted, "description": "Video job created"},
-        **_errors(400, 401, 402, 403, 409, 422, 429, 502),
+        200: {
+            "model": ImageCompleted | VideoWaited,
+            "description": "Image generated (or, with Prefer: wait, a video that ended)",
+        },
+        202: {
+            "model": VideoAccepted | VideoWaited,
+            "description": "Video job created (with Prefer: wait, still running when the wait ran out)",
+        },
+        **errors(400, 402, 409, 413, 422, 502),
     },
     openapi_extra=_body_schema(GenerateRequest),
 )
@@ -154,7 +142,7 @@ async def generate(request: Request, caller: Generate) -> JSONResponse:
     "/jobs",
     summary="Create a job (workflow form)",
     status_code=201,
-    responses={201: {"description": "Job created"}, **_errors(400, 401, 402, 403, 409, 422, 429, 502)},
+    responses={201: {"model": JobCreated, "description": "Job created"}, **errors(400, 402, 409, 413, 422, 502)},
     openapi_extra=_body_schema(GenericJobRequest),
 )
 async def create_job(request: Request, caller: Generate) -> JSONResponse:
@@ -176,12 +164,12 @@ async def create_job(request: Request, caller: Generate) -> JSONResponse:
     return await _create(request, caller, body, raw, workflow=generic.workflow, answer=answer)
 
 
-@router.get("/jobs", summary="List your jobs, newest first", response_model=JobList, responses=_errors(400, 401, 403))
+@router.get("/jobs", summary="List your jobs, newest first", response_model=JobList, responses=errors(400))
 async def list_jobs(
     request: Request,
     caller: JobsRead,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
     status: JobStatus | None = None,
 ) -> JSONResponse:
     service = services_of(request).jobs
@@ -195,7 +183,7 @@ async def list_jobs(
     summary="Get a job's status and result",
     response_model=JobView,
     response_model_exclude_unset=True,
-    responses=_errors(401, 403, 404),
+    responses=errors(404),
 )
 async def get_job(jobId: str, request: Request, caller: JobsRead) -> JobView:
     service = services_of(request).jobs
@@ -207,7 +195,7 @@ async def get_job(jobId: str, request: Request, caller: JobsRead) -> JobView:
     summary="Cancel a pending or processing job; its credits are refunded",
     response_model=JobView,
     response_model_exclude_unset=True,
-    responses=_errors(401, 403, 404, 409),
+    responses=errors(404, 409),
 )
 async def cancel_job(jobId: str, request: Request, caller: JobsWrite) -> JobView:
     service = services_of(request).jobs
@@ -237,7 +225,7 @@ async def _event_stream(services: Services, caller: Caller, request: Request, jo
 @router.get(
     "/jobs/{jobId}/events",
     summary="Stream a job's status changes as Server-Sent Events until it ends",
-    responses={200: {"content": {"text/event-stream": {}}}, **_errors(401, 403, 404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(404)},
 )
 async def job_events(jobId: str, request: Request, caller: JobsRead) -> StreamingResponse:
     services = services_of(request)

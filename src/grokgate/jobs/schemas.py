@@ -36,10 +36,20 @@ def check_image_url(value: str) -> str:
         except (binascii.Error, ValueError):
             raise PydanticCustomError("invalid_url", "data URI payload is not valid base64") from None
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unbalanced "[" or "]" in the host part
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
         raise PydanticCustomError("invalid_url", "must be an http(s) URL or a data:image/...;base64 URI")
     return value
+
+
+IMAGE_URL_PATTERN = r"^(https?://|data:image/)"
+WEBHOOK_URL_PATTERN = r"^https?://"
+"""What the document says of a URL. Only documented: the validators (and the SSRF guard) check it, with messages
+that name the field and the documented codes (INVALID_URL), which a bare pattern mismatch would not give."""
 
 
 class GenerateRequest(BaseModel):
@@ -58,6 +68,7 @@ class GenerateRequest(BaseModel):
     model: SubModel = Field(default="text-to-video", description="Sub-model; default text-to-video.")
     image_url: str | None = Field(
         default=None,
+        json_schema_extra={"pattern": IMAGE_URL_PATTERN},
         description="Image URL (http(s) or data:image/...;base64). Required for image-to-video; optional for "
         "text-to-image, where it asks for an edit of that image.",
     )
@@ -69,7 +80,10 @@ class GenerateRequest(BaseModel):
         description="Video duration in seconds (1-15, default 6). Video models only.",
     )
     webhookUrl: str | None = Field(
-        default=None, max_length=2048, description="Receives job.completed / job.failed / job.cancelled."
+        default=None,
+        max_length=2048,
+        json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
+        description="Receives job.completed / job.failed / job.cancelled. Must resolve to a public address.",
     )
 
     @field_validator("image_url")
@@ -84,7 +98,7 @@ class GenericInput(BaseModel):
     prompt: str | None = Field(default=None, max_length=5000)
     model: Literal["grok-imagine"] = "grok-imagine"
     aspect_ratio: AspectRatio | None = None
-    image_url: str | None = None
+    image_url: str | None = Field(default=None, json_schema_extra={"pattern": IMAGE_URL_PATTERN})
     duration: int | None = Field(default=None, ge=1, le=15)
 
     @field_validator("image_url")
@@ -100,7 +114,7 @@ class GenericJobRequest(BaseModel):
 
     workflow: Literal["generate_image", "generate_video"]
     input: GenericInput
-    webhookUrl: str | None = Field(default=None, max_length=2048)
+    webhookUrl: str | None = Field(default=None, max_length=2048, json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})
 
     def as_generate_request(self) -> GenerateRequest:
         data = self.input
@@ -118,12 +132,6 @@ class GenericJobRequest(BaseModel):
         )
 
 
-class ErrorBody(BaseModel):
-    error: str
-    code: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
 class ImageCompleted(BaseModel):
     jobId: str
     status: Literal["completed"]
@@ -131,6 +139,11 @@ class ImageCompleted(BaseModel):
     creditsCharged: int
     imageUrl: str
     resultUrls: list[str]
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
 
 
 class VideoAccepted(BaseModel):
@@ -142,9 +155,26 @@ class VideoAccepted(BaseModel):
     input: dict[str, Any]
 
 
-class JobError(BaseModel):
-    code: str
-    message: str
+class VideoWaited(VideoAccepted):
+    """The answer after `Prefer: wait`: the status reached, with the result, or the error and the refund."""
+
+    output: dict[str, Any] | None
+    error: JobError | None = None
+    creditsRefunded: int | None = None
+
+
+class JobCreated(BaseModel):
+    """`POST /api/v1/jobs` answers with links to the job, as job queues do."""
+
+    id: str
+    status: JobStatus
+    workflow: str
+    creditsCharged: int
+    createdAt: datetime
+    output: dict[str, Any] | None
+    links: dict[str, str] = Field(alias="_links")
+    error: JobError | None = None
+    creditsRefunded: int | None = None
 
 
 class JobView(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from grokgate.api.responses import AUTHENTICATED
 from grokgate.api.state import services_of
 from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
 from grokgate.orgs.service import get_org
 
-router = APIRouter(prefix="/api/v1", tags=["account"])
+router = APIRouter(prefix="/api/v1", tags=["account"], responses=AUTHENTICATED)
 
 
 @router.get("/organization", summary="Your organisation, plan and balance")

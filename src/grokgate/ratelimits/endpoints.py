@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from grokgate.api.responses import AUTHENTICATED
 from grokgate.api.state import services_of
 from grokgate.db.base import iso, utcnow
 from grokgate.orgs.auth import AccountRead
 
-router = APIRouter(prefix="/api/v1", tags=["account"])
+router = APIRouter(prefix="/api/v1", tags=["account"], responses=AUTHENTICATED)
 
 
 @router.get("/account/rate-limits", summary="Your plan's limits and current usage")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from grokgate.api.responses import AUTHENTICATED, errors
 from grokgate.api.state import services_of
 from grokgate.db.base import iso
 from grokgate.errors import ApiError
@@ -51,7 +52,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 @router.get(
     "/media/{mediaId}",
     summary="A stored result (signed link from a job's output)",
-    responses={200: {"content": {"image/png": {}, "video/mp4": {}}}, 206: {"description": "Partial content"}},
+    responses={
+        200: {"content": {"image/png": {}, "video/mp4": {}}},
+        206: {"description": "Partial content (a Range was asked for)"},
+        302: {"description": "Redirect to a presigned object-store URL (S3 storage with presigning on)"},
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        **errors(403, 404, 410, 416, 503, says={403: "INVALID_SIGNATURE", 404: "NOT_FOUND"}),
+    },
 )
 async def media(
     mediaId: str,
@@ -98,7 +105,12 @@ async def media(
     )
 
 
-@router.get("/api/v1/jobs/{jobId}/media", summary="Fresh signed links to a job's stored results", tags=["jobs"])
+@router.get(
+    "/api/v1/jobs/{jobId}/media",
+    summary="Fresh signed links to a job's stored results",
+    tags=["jobs"],
+    responses={**AUTHENTICATED, **errors(404)},
+)
 async def job_media_links(jobId: str, request: Request, caller: JobsRead) -> JSONResponse:
     services = services_of(request)
     await services.jobs.get(caller, jobId)

@@ -8,19 +8,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from grokgate.api.responses import AUTHENTICATED, errors
 from grokgate.api.state import services_of
 from grokgate.db.base import iso
 from grokgate.orgs.auth import JobsRead
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 
-router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1", tags=["webhooks"], responses=AUTHENTICATED)
 
 
 def _time(value: Any) -> str | None:
     return iso(value) if value is not None else None
 
 
-@router.get("/jobs/{jobId}/deliveries", summary="Webhook deliveries of a job, with every attempt")
+@router.get(
+    "/jobs/{jobId}/deliveries", summary="Webhook deliveries of a job, with every attempt", responses=errors(404)
+)
 async def deliveries(jobId: str, request: Request, caller: JobsRead) -> JSONResponse:
     services = services_of(request)
     await services.jobs.get(caller, jobId)  # 404 unless it is the caller's job

@@ -27,8 +27,12 @@ def is_public(address: str) -> bool:
 
 
 def check_shape(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # an unbalanced "[" or "]" in the host part
+        raise _invalid("is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise _invalid("must be an http(s) URL")
     if parts.username or parts.password:
         raise _invalid("must not carry credentials")
@@ -36,7 +40,7 @@ def check_shape(url: str) -> tuple[str, int]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise _invalid("has an invalid port") from None
-    return parts.hostname, port
+    return host, port
 
 
 async def check_webhook_url(url: str, *, allow_private: bool) -> str:
