@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import shlex
 import sys
@@ -110,6 +111,7 @@ def serve(
     import uvicorn
 
     from grokgate.api.app import create_app
+    from grokgate.api.slowclients import GuardedHttpProtocol
     from grokgate.logs import configure
 
     settings = _settings(host=host, port=port, run_poller=None if background else False)
@@ -128,6 +130,9 @@ def serve(
             err=True,
         )
     common: dict[str, Any] = {
+        "http": functools.partial(
+            GuardedHttpProtocol, header_timeout=settings.header_timeout, max_header_bytes=settings.max_header_bytes
+        ),
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),

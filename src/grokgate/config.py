@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     """Run the background work (poller, webhooks, sweeper) inside the API process; `grokgate worker` runs it alone."""
     shutdown_grace: float = 30.0
     """Seconds a stopping process gives in-flight requests before it closes them."""
+    header_timeout: float = 10.0
+    """Seconds a client has to send its request line and headers (408 and closed after that)."""
+    max_header_bytes: int = 64 * 1024
+    """Most bytes of request line and headers (431 and closed past that)."""
+    body_timeout: float = 120.0
+    """Seconds from a request's start by which its body must have arrived (408 after that)."""
     credit_usd: float = 0.01
     """What one credit is sold for, in USD: the revenue side of `grokgate admin report`."""
     request_lease: float = 600.0

@@ -1,17 +1,23 @@
 """One organisation can never reach another's jobs, media links or ledger; keys never appear in clear in the
-database or the logs; request bodies have a size limit."""
+database or the logs; request bodies and headers have size limits and deadlines, so slow clients cannot hold
+the server."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from grokgate.db.engine import Database
-from tests.conftest import Gateway
-from tests.support import counts, wait_job
+from tests.conftest import Gateway, Sandbox
+from tests.e2e.process import GatewayProcess, gateway_env
+from tests.support import counts, make_tenant, wait_job
 
 JOB_ROUTES = [
     ("GET", "/api/v1/jobs/{id}"),
@@ -81,3 +87,83 @@ async def test_oversized_bodies_are_413_and_change_nothing(small_gateway: Gatewa
     )
     assert streamed.status_code == 413
     assert await counts(small_gateway.db_url) == before
+
+
+@pytest.mark.e2e
+async def test_slow_and_oversized_clients_cannot_hold_the_server(db_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    """A real `grokgate serve` process (one worker): 200 slow-loris connections trickle headers that never end,
+    while other customers are served; the slow ones get 408 and are closed, oversized headers get 431, a body
+    that stalls gets 408, and none of it creates a job or moves a credit."""
+    env = gateway_env(
+        db_url,
+        sandbox.url,
+        GROKGATE_HEADER_TIMEOUT="1",
+        GROKGATE_BODY_TIMEOUT="1",
+        GROKGATE_MAX_HEADER_BYTES="8192",
+        GROKGATE_DATA_DIR=str(tmp_path / "data"),
+    )
+    tenant = await make_tenant(db_url)
+    server = await GatewayProcess(env, tmp_path / "gateway.log").start()
+    try:
+        host, port = "127.0.0.1", server.port
+        stop_trickling = asyncio.Event()
+
+        async def slow_loris() -> bytes:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            try:
+                while not stop_trickling.is_set():
+                    await writer.drain()
+                    writer.write(b"X-Slow: 1\r\n")
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(reader.read(), 0.2)  # the answer, then EOF
+                return b""
+            except ConnectionError:
+                return b"reset"
+            finally:
+                writer.close()
+
+        lorises = [asyncio.create_task(slow_loris()) for _ in range(200)]
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            before = await counts(db_url)
+            served = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/models/grok-imagine",
+                        json={"prompt": f"busy {i}", "model": "text-to-image"},
+                        headers=tenant.headers,
+                    )
+                    for i in range(10)
+                )
+            )
+            assert [r.status_code for r in served] == [200] * 10
+            answers = await asyncio.wait_for(asyncio.gather(*lorises), 30)
+            stop_trickling.set()
+            assert all(a.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in a for a in answers), answers[:3]
+
+            # Headers past the limit: 431 at once, whatever they are still to become.
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 431")
+            writer.close()
+
+            # A body that stalls after its first bytes: 408, and nothing was created or charged.
+            reader, writer = await asyncio.open_connection(host, port)
+            head = f"POST /api/v1/models/grok-imagine HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant.key}\r\n"
+            writer.write(head.encode() + b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro')
+            stalled = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            assert stalled.startswith(b"HTTP/1.1 408"), stalled
+            assert b"REQUEST_TIMEOUT" in stalled
+            after = await counts(db_url)
+            assert after["jobs"] == before["jobs"] + 10
+            assert after["ledger_entries"] == before["ledger_entries"] + 10
+
+            # A connection that never says anything is closed too.
+            reader, writer = await asyncio.open_connection(host, port)
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 408")
+            writer.close()
+            # And the server still answers.
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        server.stop()

@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
-    app.add_middleware(BodyLimit, limit=settings.max_image_url_bytes + 1024 * 1024)
+    app.add_middleware(BodyLimit, limit=settings.max_image_url_bytes + 1024 * 1024, timeout=settings.body_timeout)
     for router in (
         job_endpoints.router,
         webhook_endpoints.router,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -41,24 +42,26 @@ class RateLimitHeaders:
 
 class BodyLimit:
     """Refuses request bodies over `limit` bytes with 413, before they are read into memory: by `Content-Length`
-    at once, and by counting for bodies sent without one."""
+    at once, and by counting for bodies sent without one. A body that is still arriving `timeout` seconds after
+    the request began is cut off with 408, so a client trickling its body cannot keep a request open for ever
+    (the headers have their own deadline in `api/slowclients.py`). Once the body is complete, `receive` is left
+    alone: streaming responses wait on it for the client to go away."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 120.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": f"Request body is larger than {self.limit} bytes", "code": "PAYLOAD_TOO_LARGE", "details": {}}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
+    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": message, "code": code, "details": {}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 408:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _too_large(self, send: Send) -> None:
+        await self._refuse(send, 413, "PAYLOAD_TOO_LARGE", f"Request body is larger than {self.limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,24 +69,41 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await self._too_large(send)
             return
         received = 0
+        complete = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def counting() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise _TooLarge
+                complete = not message.get("more_body", False)
             return message
 
         try:
             await self.app(scope, counting, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._too_large(send)
+        except _TooSlow:
+            await self._refuse(
+                send, 408, "REQUEST_TIMEOUT", f"The request body did not arrive within {self.timeout:g} s"
+            )
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
