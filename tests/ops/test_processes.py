@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
-from tests.support import BACKEND, make_tenant, wait_job
+from tests.support import BACKEND, make_tenant, wait_for, wait_job
 
 pytestmark = pytest.mark.e2e
 
@@ -222,3 +222,54 @@ async def test_admin_report(gateway: Gateway) -> None:
     assert report["upstreamCostUsd"] == 0.02
     assert report["revenueUsd"] == 0.08
     assert report["marginUsd"] == 0.06
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite is a file in the process: it cannot go away")
+async def test_database_gone_then_back(db_url: str, gateway_factory: Callable[..., Any]) -> None:
+    """The database stops answering (every connection cut, new ones refused) in the middle of traffic, then comes
+    back on the same address: meanwhile every request gets 503 SERVICE_UNAVAILABLE with Retry-After at once
+    (no hang), liveness stays up and readiness says why; afterwards service resumes by itself and the videos
+    submitted before the outage are polled to the end. Money stays exact (the db_url fixture checks)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.support import TcpProxy
+
+    real = make_url(db_url)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.up()
+    through_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    tenant = await make_tenant(db_url, credits=10_000)
+    async with gateway_factory(database_url=through_proxy, poll_interval=0.2) as gw:
+        videos = [
+            (await gw.generate(tenant, {"prompt": f"before {i}", "duration": 1})).json()["jobId"] for i in range(4)
+        ]
+        assert (await gw.generate(tenant, {"prompt": "img", "model": "text-to-image"})).status_code == 200
+
+        await proxy.down()
+        during = await asyncio.gather(
+            *(gw.generate(tenant, {"prompt": f"during {i}", "model": "text-to-image"}) for i in range(5)),
+            gw.client.get(f"/api/v1/jobs/{videos[0]}", headers=tenant.headers),
+        )
+        assert [r.status_code for r in during] == [503] * 6
+        assert {r.json()["code"] for r in during} == {"SERVICE_UNAVAILABLE"}
+        assert all(r.headers.get("retry-after") for r in during)
+        assert (await gw.client.get("/healthz")).status_code == 200
+        ready = await gw.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("unavailable")
+
+        await proxy.up()
+
+        async def serving() -> bool:
+            response = await gw.generate(tenant, {"prompt": "after", "model": "text-to-image"})
+            assert response.status_code in (200, 503), response.text
+            return response.status_code == 200
+
+        await wait_for(serving, timeout=30, interval=0.2, what="service to resume by itself")
+        after = await asyncio.gather(
+            *(gw.generate(tenant, {"prompt": f"after {i}", "model": "text-to-image"}) for i in range(5))
+        )
+        assert [r.status_code for r in after] == [200] * 5
+        for job_id in videos:
+            assert (await wait_job(gw.client, tenant, job_id))["status"] == "completed"
+    await proxy.down()
