@@ -138,6 +138,21 @@ async def make_tenant(db_url: str, credits: int = 1000, name: str = "acme") -> T
         await db.dispose()
 
 
+async def make_images(client: httpx.AsyncClient, tenant: Tenant, count: int, label: str = "img") -> list[int]:
+    """`count` text-to-image requests at once through `client`; their status codes, in order."""
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/models/grok-imagine",
+                json={"prompt": f"{label} {i}", "model": "text-to-image"},
+                headers=tenant.headers,
+            )
+            for i in range(count)
+        )
+    )
+    return [response.status_code for response in responses]
+
+
 async def counts(db_url: str) -> dict[str, int]:
     """Rows in every table: 'changes nothing' is checked by comparing these before and after."""
     db = Database(db_url)

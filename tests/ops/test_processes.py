@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
-from tests.support import BACKEND, make_tenant, wait_for, wait_job
+from tests.support import BACKEND, make_images, make_tenant, wait_for, wait_job
 
 pytestmark = pytest.mark.e2e
 
@@ -105,17 +105,7 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
-            responses = await asyncio.gather(
-                *(
-                    client.post(
-                        "/api/v1/models/grok-imagine",
-                        json={"prompt": f"w{i}", "model": "text-to-image"},
-                        headers=tenant.headers,
-                    )
-                    for i in range(10)
-                )
-            )
-            assert [r.status_code for r in responses] == [200] * 10
+            assert await make_images(client, tenant, 10) == [200] * 10
             route = {"route": "/api/v1/models/grok-imagine", "status": "200"}
             for _ in range(6):  # new connections: the kernel hands them to either process
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as scraper:

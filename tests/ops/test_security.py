@@ -17,7 +17,7 @@ from sqlalchemy import text
 from grokgate.db.engine import Database
 from tests.conftest import Gateway, Sandbox
 from tests.e2e.process import GatewayProcess, gateway_env
-from tests.support import counts, make_tenant, wait_job
+from tests.support import counts, make_images, make_tenant, wait_job
 
 JOB_ROUTES = [
     ("GET", "/api/v1/jobs/{id}"),
@@ -126,17 +126,7 @@ async def test_slow_and_oversized_clients_cannot_hold_the_server(db_url: str, sa
         lorises = [asyncio.create_task(slow_loris()) for _ in range(200)]
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             before = await counts(db_url)
-            served = await asyncio.gather(
-                *(
-                    client.post(
-                        "/api/v1/models/grok-imagine",
-                        json={"prompt": f"busy {i}", "model": "text-to-image"},
-                        headers=tenant.headers,
-                    )
-                    for i in range(10)
-                )
-            )
-            assert [r.status_code for r in served] == [200] * 10
+            assert await make_images(client, tenant, 10, "busy") == [200] * 10
             answers = await asyncio.wait_for(asyncio.gather(*lorises), 30)
             stop_trickling.set()
             assert all(a.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in a for a in answers), answers[:3]
