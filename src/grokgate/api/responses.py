@@ -43,7 +43,8 @@ _CODES = {
     422: "IDEMPOTENCY_KEY_REUSED",
     429: "RATE_LIMIT_EXCEEDED",
     502: "UPSTREAM_ERROR",
-    503: "SERVICE_UNAVAILABLE (the database or Redis is unreachable; retry after Retry-After)",
+    503: "SERVICE_UNAVAILABLE (the database is unreachable; retry after Retry-After) or RATE_LIMITER_UNAVAILABLE "
+    "(Redis is down and rate limiting is set to fail closed)",
 }
 
 
@@ -66,8 +67,11 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 def document(app: FastAPI) -> None:
     """Serve the app's OpenAPI document without the framework's 422 responses (see the module's docstring)."""
     build: Callable[[], dict[str, Any]] = app.openapi
+    finished: list[dict[str, Any]] = []
 
     def openapi() -> dict[str, Any]:
+        if finished:
+            return finished[0]
         schema = build()
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
@@ -81,6 +85,7 @@ def document(app: FastAPI) -> None:
         if _BODIES:
             _, bodies = models_json_schema([(model, "validation") for model in _BODIES], ref_template=_COMPONENTS)
             components.update(bodies.get("$defs", {}))
+        finished.append(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
