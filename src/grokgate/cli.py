@@ -81,7 +81,9 @@ def shared_metrics_dir() -> Iterator[None]:
     import shutil
     import tempfile
 
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    from grokgate.api.metrics import MULTIPROCESS_DIR
+
+    given = os.environ.get(MULTIPROCESS_DIR)
     if given:
         Path(given).mkdir(parents=True, exist_ok=True)
         for stale in Path(given).glob("*.db"):
@@ -89,7 +91,7 @@ def shared_metrics_dir() -> Iterator[None]:
         yield
         return
     private = tempfile.mkdtemp(prefix="grokgate-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = private
+    os.environ[MULTIPROCESS_DIR] = private
     try:
         yield
     finally:

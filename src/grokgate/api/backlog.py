@@ -1,13 +1,13 @@
 """The backlog gauges, read from the shared database when they are scraped.
 
 They are counted in the database rather than in a process because any process may have queued the work and any
-other may take it: only the tables know how much is waiting. Both queries run on indexes (`ix_jobs_due`,
+other may take it: only the tables know how much is waiting. One query a table, on indexes (`ix_jobs_due`,
 `ix_webhook_deliveries_due`) and count only unfinished rows, so a scrape stays cheap however many jobs have ended.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from grokgate.api.metrics import Metrics
 from grokgate.db.base import utcnow
@@ -20,18 +20,17 @@ from grokgate.webhooks.models import WebhookDelivery
 async def record_backlog(db: Database, metrics: Metrics) -> None:
     now = utcnow()
     async with db.reader() as session:
-        by_status = dict(
-            (
+        poll_due = and_(Job.external_job_id.is_not(None), Job.next_poll_at <= now)
+        by_status = {
+            status: (count, due)
+            for status, count, due in (
                 await session.execute(
-                    select(Job.status, func.count()).where(Job.status.in_(states.ACTIVE)).group_by(Job.status)
+                    select(Job.status, func.count(), func.count().filter(poll_due))
+                    .where(Job.status.in_(states.ACTIVE))
+                    .group_by(Job.status)
                 )
             ).all()
-        )
-        polls_due = await session.scalar(
-            select(func.count()).where(
-                Job.status.in_(states.ACTIVE), Job.external_job_id.is_not(None), Job.next_poll_at <= now
-            )
-        )
+        }
         pending, due = (
             await session.execute(
                 select(func.count(), func.count().filter(WebhookDelivery.next_attempt_at <= now)).where(
@@ -40,9 +39,9 @@ async def record_backlog(db: Database, metrics: Metrics) -> None:
             )
         ).one()
     metrics.record_backlog(
-        {status: int(by_status.get(status, 0)) for status in states.ACTIVE},
+        {status: int(by_status.get(status, (0, 0))[0]) for status in states.ACTIVE},
         {
-            "video_polls_due": int(polls_due or 0),
+            "video_polls_due": sum(int(due) for _, due in by_status.values()),
             "webhooks_due": int(due),
             "webhooks_waiting_retry": int(pending) - int(due),
         },
