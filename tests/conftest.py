@@ -103,8 +103,8 @@ def gateway_settings(db_url: str, sandbox_url: str, **overrides: Any) -> Setting
         "poll_interval": 0.05,
         "upstream_backoff": 0.01,
         "upstream_timeout": 10.0,
-        "request_lease": 30.0,
-        "poll_lease": 10.0,
+        "request_lease": 150.0,
+        "job_lease": 10.0,
         "log_level": "warning",
     }
     values.update(overrides)

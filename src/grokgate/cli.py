@@ -81,7 +81,7 @@ def shared_metrics_dir() -> Iterator[None]:
     import shutil
     import tempfile
 
-    from grokgate.api.metrics import MULTIPROCESS_DIR
+    from grokgate.metrics import MULTIPROCESS_DIR
 
     given = os.environ.get(MULTIPROCESS_DIR)
     if given:
@@ -166,9 +166,9 @@ def worker(
     from prometheus_client import start_http_server
 
     from grokgate.api.backlog import record_backlog
-    from grokgate.api.metrics import Metrics
     from grokgate.background import run_rounds
     from grokgate.logs import configure
+    from grokgate.metrics import Metrics
     from grokgate.runtime import runtime
 
     settings = _settings()

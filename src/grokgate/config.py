@@ -68,10 +68,12 @@ class Settings(BaseSettings):
     """Seconds from a request's start by which its body must have arrived (408 after that)."""
     credit_usd: float = 0.01
     """What one credit is sold for, in USD: the revenue side of `grokgate admin report`."""
-    request_lease: float = 600.0
-    """Seconds a request owns its job while it talks to xAI; past that, a job with no outcome is refunded."""
-    poll_lease: float = 120.0
-    """Seconds a poller owns a claimed job before another process may take it over."""
+    request_lease: float = 900.0
+    """Seconds a request may work on its job: an image's deadline, and how long an unanswered `Idempotency-Key`
+    claim is honoured. Must cover the worst-case image path (checked at start-up)."""
+    job_lease: float = 60.0
+    """Seconds a process owns a job it works on (a request talking to xAI, a poll, a download) without renewing
+    it; renewed every third of it. A job whose process died is taken over, or refunded, within about this long."""
     video_deadline: float = 3600.0
     """Seconds after submission at which a video xAI never finished is failed and refunded."""
 
@@ -110,6 +112,9 @@ class Settings(BaseSettings):
     webhook_timeout: float = 10.0
     max_wait_seconds: float = 60.0
     """Most a client may ask to wait with `Prefer: wait=N`."""
+    max_waiters: int = 2000
+    """Most clients this process holds open at once on jobs (event streams and `Prefer: wait`), all
+    organisations together; each organisation's own share is its plan's `waiters`."""
 
     sandbox_video_seconds: float = 3.0
     """How long the sandbox pretends to render a video before it reports `done`."""
@@ -158,9 +163,33 @@ class Settings(BaseSettings):
             raise ValueError("GROKGATE_UPSTREAM=xai needs XAI_API_KEY")
         if self.poll_interval <= 0:
             raise ValueError("GROKGATE_POLL_INTERVAL must be positive")
-        if self.request_lease <= self.upstream_timeout:
-            raise ValueError("GROKGATE_REQUEST_LEASE must exceed GROKGATE_UPSTREAM_TIMEOUT")
+        if self.job_lease < 1:
+            raise ValueError("GROKGATE_JOB_LEASE must be at least 1 second (it is renewed every third of it)")
+        worst = self.worst_image_seconds
+        if self.request_lease < worst:
+            raise ValueError(
+                f"GROKGATE_REQUEST_LEASE ({self.request_lease:g} s) must cover the worst-case image request, "
+                f"{worst:g} s: GROKGATE_UPSTREAM_RETRIES ({self.upstream_retries}) attempts of "
+                f"GROKGATE_UPSTREAM_TIMEOUT ({self.upstream_timeout:g} s) with back-off, for the generation and again "
+                "for the download. Raise the lease or lower the timeout or retries"
+            )
+        if self.video_deadline <= self.poll_interval:
+            raise ValueError(
+                f"GROKGATE_VIDEO_DEADLINE ({self.video_deadline:g} s) must exceed GROKGATE_POLL_INTERVAL "
+                f"({self.poll_interval:g} s)"
+            )
         return self
+
+    @property
+    def worst_image_seconds(self) -> float:
+        """The longest an image request can take: each of its two upstream calls (the generation, then the
+        download) tried `upstream_retries` times to the timeout, with the back-off between tries (for the
+        generation, xAI's `Retry-After`, which the client honours up to 30 s)."""
+        retries = max(1, self.upstream_retries)
+        backoffs = [self.upstream_backoff * float(2**attempt) for attempt in range(retries - 1)]
+        generation = retries * self.upstream_timeout + sum(max(pause * 1.5, 30.0) for pause in backoffs)
+        download = retries * self.upstream_timeout + sum(backoffs)
+        return float(generation + download)
 
     @property
     def base_url(self) -> str:

@@ -16,16 +16,19 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import update
 
-from grokgate.api.metrics import Metrics
 from grokgate.api.state import KeyUsage, Services
 from grokgate.background import run_rounds
 from grokgate.config import Settings
 from grokgate.db.engine import Database
+from grokgate.db.leases import LeaseKeeper
 from grokgate.idempotency.service import Idempotency
-from grokgate.jobs import states
+from grokgate.jobs import repository
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
-from grokgate.jobs.service import Finishing, JobService, process_identity
+from grokgate.jobs.repository import Finishing
+from grokgate.jobs.service import JobService, process_identity
+from grokgate.jobs.waiters import Waiters
+from grokgate.metrics import Metrics
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
@@ -39,16 +42,9 @@ log = structlog.get_logger(__name__)
 
 
 async def release_leases(db: Database, owner: str) -> None:
-    """Hand back what this process leased and can safely give up: polls of submitted videos, and deliveries.
-
-    A job still leased by an in-flight request (no xAI request id yet) keeps its lease: only its running out
-    tells the poller that nobody will ever learn xAI's answer."""
+    """Hand back what this process leased and can safely give up: polls of submitted videos, and deliveries."""
     async with db.transaction() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.lease_owner == owner, Job.external_job_id.is_not(None), Job.status.in_(states.ACTIVE))
-            .values(lease_owner=None, lease_expires_at=None, updated_at=Job.updated_at)
-        )
+        await repository.hand_back(session, owner)
         await session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.lease_owner == owner)
@@ -85,18 +81,26 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         retention=timedelta(days=settings.media_retention_days),
         metrics=metrics,
     )
+    leases = LeaseKeeper(db, Job, owner, settings.job_lease)
     services = Services(
         settings=settings,
         db=db,
         upstream=upstream,
         jobs=JobService(
-            db=db, upstream=upstream, settings=settings, owner=owner, ingestor=ingestor, finishing=finishing
+            db=db,
+            upstream=upstream,
+            settings=settings,
+            owner=owner,
+            ingestor=ingestor,
+            finishing=finishing,
+            leases=leases,
         ),
         limiter=RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open),
         idempotency=Idempotency(db, stale_after=settings.request_lease),
         key_usage=KeyUsage(),
         media_store=media_store,
         metrics=metrics,
+        waiters=Waiters(settings.max_waiters),
     )
     if settings.upstream == "sandbox":
         log.warning(
@@ -105,7 +109,8 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             base_url=settings.upstream_base_url,
         )
     stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
+    # Requests hold leases too (an image waiting on xAI), so every process renews, with or without background work.
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(leases.run(stop), name="grokgate-leases")]
     sender = WebhookSender(
         db,
         SenderSettings(
@@ -125,11 +130,12 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
                 interval=settings.poll_interval,
                 batch=settings.poller_batch,
                 concurrency=settings.poller_concurrency,
-                lease=settings.poll_lease,
+                lease=settings.job_lease,
             ),
             owner,
             ingestor=ingestor,
             finishing=finishing,
+            leases=leases,
             metrics=metrics,
         )
 
@@ -137,7 +143,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             await sweep_expired(db, media_store)
             return 0
 
-        tasks = [
+        tasks += [
             asyncio.create_task(poller.run(stop), name="grokgate-poller"),
             asyncio.create_task(sender.run(stop), name="grokgate-webhooks"),
             asyncio.create_task(

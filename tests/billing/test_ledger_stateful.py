@@ -24,10 +24,10 @@ from grokgate.db.engine import Database
 from grokgate.errors import ApiError
 from grokgate.jobs import states
 from grokgate.jobs.models import Job
-from grokgate.jobs.service import Finishing, finish_in
+from grokgate.jobs.repository import Finishing, finish_in
 from grokgate.orgs import service as orgs
-from grokgate.storage.ingest import StoredMedia
 from grokgate.storage.links import MediaLinks
+from grokgate.storage.stored import StoredMedia
 
 FINISHING = Finishing(MediaLinks("k", "http://gateway.test", 60), timedelta(days=1))
 PRICES = {"image": 8, "video": 150}

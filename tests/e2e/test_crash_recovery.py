@@ -29,7 +29,7 @@ def spawn(db_url: str, sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Callab
             db_url,
             sandbox.url,
             GROKGATE_POLL_INTERVAL="0.1",
-            GROKGATE_POLL_LEASE="1",
+            GROKGATE_JOB_LEASE="1",
             GROKGATE_UPSTREAM_BACKOFF="0.01",
             **{f"GROKGATE_{key.upper()}": value for key, value in settings.items()},
         )
@@ -99,7 +99,7 @@ async def test_a_request_killed_before_xai_answered_is_refunded(
     db_url: str, spawn: Callable[..., Any], body: dict[str, Any], code: str
 ) -> None:
     tenant = await make_tenant(db_url, credits=150)
-    first = await spawn(request_lease="2", upstream_timeout="1.5")
+    first = await spawn(job_lease="2", upstream_timeout="1.5")
     client = httpx.AsyncClient(base_url=first.url, timeout=30)
     pending = asyncio.create_task(client.post("/api/v1/models/grok-imagine", json=body, headers=tenant.headers))
 
@@ -119,7 +119,7 @@ async def test_a_request_killed_before_xai_answered_is_refunded(
         await pending
     await client.aclose()
 
-    second = await spawn(request_lease="2", upstream_timeout="1.5")
+    second = await spawn(job_lease="2", upstream_timeout="1.5")
     async with httpx.AsyncClient(base_url=second.url, timeout=30) as client2:
         job = await wait_job(client2, tenant, job_id)
     assert job["status"] == "failed"

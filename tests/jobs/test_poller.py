@@ -15,7 +15,8 @@ from grokgate.db.base import new_id, utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
-from grokgate.jobs.service import Finishing, JobService, claim_due
+from grokgate.jobs.repository import Finishing, claim_due
+from grokgate.jobs.service import JobService
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.orgs.service import Caller
 from grokgate.storage.ingest import Ingestor, Limits
@@ -173,7 +174,7 @@ async def test_a_late_writer_without_the_lease_changes_nothing(
     job_id = new_id("job")
     from grokgate.billing import ledger
     from grokgate.jobs import states
-    from grokgate.jobs.service import finish_in
+    from grokgate.jobs.repository import finish_in
 
     async with db.transaction() as session:
         await ledger.charge(session, tenant.org_id, job_id, 150)

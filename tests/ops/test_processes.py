@@ -28,7 +28,7 @@ def env(db_url: str, sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
         db_url,
         sandbox.url,
         GROKGATE_POLL_INTERVAL="0.1",
-        GROKGATE_POLL_LEASE="2",
+        GROKGATE_JOB_LEASE="2",
         GROKGATE_UPSTREAM_BACKOFF="0.01",
         GROKGATE_DATA_DIR=str(tmp_path / "data"),
     )

@@ -18,13 +18,14 @@ from grokgate import __version__
 from grokgate.api import errors
 from grokgate.api.backlog import record_backlog
 from grokgate.api.headers import BodyLimit, RateLimitHeaders
-from grokgate.api.metrics import Metrics, RequestMetrics
+from grokgate.api.metrics import RequestMetrics
 from grokgate.api.requests import RequestIds
 from grokgate.api.responses import document
 from grokgate.api.state import Services
 from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
 from grokgate.jobs import endpoints as job_endpoints
+from grokgate.metrics import Metrics
 from grokgate.orgs import endpoints as org_endpoints
 from grokgate.ratelimits import endpoints as ratelimit_endpoints
 from grokgate.runtime import runtime

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, select
 
-from grokgate.api.metrics import Metrics
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs import states
 from grokgate.jobs.models import Job
+from grokgate.metrics import Metrics
 from grokgate.webhooks.models import WebhookDelivery
 
 

@@ -42,9 +42,11 @@ _CODES = {
     416: "RANGE_NOT_SATISFIABLE",
     422: "IDEMPOTENCY_KEY_REUSED",
     429: "RATE_LIMIT_EXCEEDED",
-    502: "UPSTREAM_ERROR",
-    503: "SERVICE_UNAVAILABLE (the database is unreachable; retry after Retry-After) or RATE_LIMITER_UNAVAILABLE "
-    "(Redis is down and rate limiting is set to fail closed)",
+    500: "INTERNAL_ERROR (a fault of ours while the job ran: the job failed and was refunded; details.jobId)",
+    502: "UPSTREAM_ERROR (xAI failed, timed out or answered nonsense; with details.jobId once a job existed)",
+    503: "SERVICE_UNAVAILABLE (the database is unreachable; retry after Retry-After), RATE_LIMITER_UNAVAILABLE "
+    "(Redis is down and rate limiting is set to fail closed), STORAGE_UNAVAILABLE (the result could not be stored; "
+    "the job was refunded) or SERVER_BUSY (this server holds as many waiting clients as it may)",
 }
 
 

@@ -7,11 +7,12 @@ from time import monotonic
 
 from fastapi import Request
 
-from grokgate.api.metrics import Metrics
 from grokgate.config import Settings
 from grokgate.db.engine import Database
 from grokgate.idempotency.service import Idempotency
 from grokgate.jobs.service import JobService
+from grokgate.jobs.waiters import Waiters
+from grokgate.metrics import Metrics
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.store import MediaStore
 from grokgate.upstream.base import Upstream
@@ -43,6 +44,7 @@ class Services:
     key_usage: KeyUsage
     media_store: MediaStore
     metrics: Metrics
+    waiters: Waiters
 
 
 def services_of(request: Request) -> Services:

@@ -10,13 +10,20 @@ past the expiry and somebody else took over) changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.base import utcnow
+from grokgate.db.engine import Database
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -55,3 +62,58 @@ async def claim(
         .execution_options(synchronize_session=False)
     )
     return list(claimed.all())
+
+
+class LeaseKeeper:
+    """Keeps this process's leases alive while it works on the leased rows: a heartbeat, as arq's worker has.
+
+    A lease can then be short (a dead process's work is taken over within one lease) and still cover work of any
+    length: a poll with its retries, a long video download, an image request that waits on xAI for minutes. Every
+    third of a lease, one UPDATE per few hundred rows moves the expiry of every row still `held` forward; a row
+    whose work ended (or whose lease another process took) is not renewed. The work registers with `holding`.
+    """
+
+    def __init__(self, db: Database, model: Any, owner: str, lease_seconds: float) -> None:
+        self.db = db
+        self.model = model
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.held: set[str] = set()
+
+    @property
+    def beat(self) -> float:
+        return self.lease_seconds / 3
+
+    @contextlib.contextmanager
+    def holding(self, row_id: str) -> Iterator[None]:
+        self.held.add(row_id)
+        try:
+            yield
+        finally:
+            self.held.discard(row_id)
+
+    async def renew(self) -> int:
+        """Move the expiry of every held lease forward; returns how many rows were renewed."""
+        ids = sorted(self.held)
+        renewed = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            async with self.db.transaction() as session:
+                result = await session.execute(
+                    update(self.model)
+                    .where(self.model.id.in_(chunk), self.model.lease_owner == self.owner)
+                    .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_seconds))
+                    .execution_options(synchronize_session=False)
+                )
+                renewed += int(getattr(result, "rowcount", 0) or 0)
+        return renewed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.beat)
+            if self.held and not stop.is_set():
+                try:
+                    await self.renew()
+                except Exception:  # the database is away: the leases may run out, and then others take over
+                    log.warning("leases.renew_failed", held=len(self.held), exc_info=True)

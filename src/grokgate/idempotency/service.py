@@ -9,11 +9,12 @@ racing requests cannot both win it, on either database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -51,6 +52,15 @@ def check_key(key: str) -> str:
     return key
 
 
+def _reused() -> ApiError:
+    return ApiError(
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+        "Idempotency-Key: was already used with a different request body",
+        {"field": "Idempotency-Key"},
+    )
+
+
 class Idempotency:
     def __init__(self, db: Database, *, stale_after: float, wait_step: float = 0.05) -> None:
         self.db = db
@@ -63,10 +73,7 @@ class Idempotency:
         try:
             async with self.db.transaction() as session:
                 record = await session.get(IdempotencyRecord, (org_id, key))
-                if record is not None and (
-                    record.expires_at <= now
-                    or (record.status_code is None and record.created_at < now - self.stale_after)
-                ):
+                if record is not None and self._stale(record, now):
                     # Expired, or claimed by a request whose process died: start afresh.
                     await session.delete(record)
                     await session.flush()
@@ -79,46 +86,74 @@ class Idempotency:
                     )
                     return None
                 if record.request_hash != request_hash:
-                    raise ApiError(
-                        422,
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "Idempotency-Key: was already used with a different request body",
-                        {"field": "Idempotency-Key"},
-                    )
+                    raise _reused()
                 if record.status_code is None:
                     return Answer(status=0, body=None)
                 return Answer(status=record.status_code, body=record.response_body, replayed=True)
         except IntegrityError:
             return Answer(status=0, body=None)  # a racing request claimed it first: wait for its answer
 
+    def _stale(self, record: IdempotencyRecord, now: datetime) -> bool:
+        """Expired, or claimed by a request that should have answered long ago (its process died)."""
+        return record.expires_at <= now or (record.status_code is None and record.created_at < now - self.stale_after)
+
+    async def _peek(self, org_id: str, key: str, request_hash: str) -> Answer | None:
+        """Read-only look at a claimed key: its answer once there is one, a 'wait' marker while it runs, None when
+        it is free to claim again. Waiting costs reads, never the write lock (on SQLite, the process's only one)."""
+        async with self.db.reader() as session:
+            record = await session.get(IdempotencyRecord, (org_id, key))
+            if record is None or self._stale(record, utcnow()):
+                return None
+            if record.request_hash != request_hash:
+                raise _reused()
+            if record.status_code is None:
+                return Answer(status=0, body=None)
+            return Answer(status=record.status_code, body=record.response_body, replayed=True)
+
     async def run(
         self, org_id: str, key: str, request_hash: str, work: Callable[[], Awaitable[Answer]], *, wait: float
     ) -> Answer:
-        deadline = asyncio.get_running_loop().time() + wait
-        while True:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        pause = self.wait_step
+        found = await self._peek(org_id, key, request_hash)
+        if found is None:
             found = await self._claim_or_read(org_id, key, request_hash)
-            if found is None:
-                break
+        while found is not None:
             if found.status:
                 return found
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 raise ApiError(
                     409,
                     "IDEMPOTENCY_IN_PROGRESS",
                     "Idempotency-Key: a request with this key is still being processed; retry later",
                     {"field": "Idempotency-Key"},
                 )
-            await asyncio.sleep(self.wait_step)
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            pause = min(pause * 1.5, 1.0)
+            found = await self._peek(org_id, key, request_hash)
+            if found is None:  # released or stale: try to claim it ourselves
+                found = await self._claim_or_read(org_id, key, request_hash)
         try:
             answer = await work()
         except ApiError as exc:
             answer = Answer(status=exc.status, body=exc.body())
         except BaseException:
-            async with self.db.transaction() as session:
-                await session.execute(
-                    delete(IdempotencyRecord).where(IdempotencyRecord.org_id == org_id, IdempotencyRecord.key == key)
-                )
+            # Nothing was charged (the job was never opened), or the job was ended and refunded before this was
+            # raised (`JobService.start`): a retry with this key may run afresh.
+            with contextlib.suppress(Exception):
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        delete(IdempotencyRecord).where(
+                            IdempotencyRecord.org_id == org_id, IdempotencyRecord.key == key
+                        )
+                    )
             raise
+        if answer.status == 503 and _code(answer.body) == "SERVICE_UNAVAILABLE":
+            # The database went away mid-request: whether the job's end was written is unknown, so the claim stays
+            # unanswered (a retry waits, then gets 409) until it goes stale, by which time the job's lease has run
+            # out and the poller has refunded it. Releasing it now could charge a retry beside a held charge.
+            return answer
         async with self.db.transaction() as session:
             record = await session.get(IdempotencyRecord, (org_id, key))
             if record is not None and answer.status == 429:
@@ -127,3 +162,7 @@ class Idempotency:
                 record.status_code = answer.status
                 record.response_body = answer.body
         return answer
+
+
+def _code(body: Any) -> object:
+    return body.get("code") if isinstance(body, dict) else None

@@ -7,6 +7,7 @@ the upstream call, and `Prefer: wait`. Routes stay thin; the rules live in `spec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 
 from grokgate.api.errors import from_validation_errors
 from grokgate.api.paging import Limit, Offset
@@ -36,6 +38,7 @@ from grokgate.jobs.schemas import (
 )
 from grokgate.jobs.spec import build_spec, preferred_wait
 from grokgate.jobs.views import generic_answer, image_answer, job_json, present, video_answer
+from grokgate.jobs.waiters import Hold
 from grokgate.orgs.auth import Generate, JobsRead, JobsWrite
 from grokgate.orgs.service import Caller
 from grokgate.webhooks.urls import check_webhook_url
@@ -54,21 +57,37 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {**json_body(model), **_POST_HEADERS}
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> tuple[Any, Any]:
-    """The body validated as `model`, and as plain JSON (for the idempotency fingerprint). Read after auth."""
-    raw = await request.body() or b"null"
+_BIG_BODY = 256 * 1024
+"""Bodies larger than this (a `data:` image) are parsed and hashed in a worker thread, off the event loop."""
+
+
+def _validate(model: type[BaseModel], raw: bytes, path: str) -> tuple[Any, str]:
     try:
         parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise from_validation_errors(list(exc.errors())) from None
-    return parsed, json.loads(raw)
+    return parsed, fingerprint("POST", path, parsed.model_dump(mode="json", exclude_unset=True))
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> tuple[Any, str]:
+    """The body validated (strictly: JSON types as documented, no coercion) as `model`, and its fingerprint for
+    `Idempotency-Key`. Parsed once; read after auth."""
+    raw = await request.body() or b"null"
+    if len(raw) > _BIG_BODY:
+        return await asyncio.to_thread(_validate, model, raw, request.url.path)
+    return _validate(model, raw, request.url.path)
+
+
+def _plan_waiters(services: Services, caller: Caller) -> int:
+    plan = services.settings.plans.get(caller.plan) or services.settings.plans["default"]
+    return plan.waiters
 
 
 async def _create(
     request: Request,
     caller: Caller,
     body: GenerateRequest,
-    raw: Any,
+    body_hash: str,
     *,
     workflow: str,
     answer: Callable[[Job, bool], tuple[int, dict[str, Any]]],
@@ -78,31 +97,38 @@ async def _create(
     if body.webhookUrl is not None:
         await check_webhook_url(body.webhookUrl, allow_private=services.settings.webhook_allow_private)
     wait = preferred_wait(request.headers.get("prefer"), most=services.settings.max_wait_seconds)
+    waited = spec.kind == "video" and wait is not None
+    # A client that asks to wait is counted before anything is charged: over its plan's share it is refused whole.
+    hold = services.waiters.acquire(caller.org_id, _plan_waiters(services, caller)) if waited else None
 
     async def work() -> Answer:
         job = await services.jobs.start(caller, spec, webhook_url=body.webhookUrl, workflow=workflow)
-        waited = spec.kind == "video" and wait is not None
         if waited:
             assert wait is not None
-            job = await services.jobs.wait(caller, job.id, wait)
+            with contextlib.suppress(Exception):  # the job exists and is charged: a failed wait answers it as is
+                job = await services.jobs.wait(caller, job.id, wait)
         status, payload = answer(job, waited)
         return Answer(status=status, body=payload)
 
     key = request.headers.get("idempotency-key")
-    if key is None:
-        result = await work()
-    else:
-        result = await services.idempotency.run(
-            caller.org_id,
-            check_key(key),
-            fingerprint("POST", request.url.path, raw),
-            work,
-            wait=services.settings.request_lease,
-        )
+    try:
+        if key is None:
+            result = await work()
+        else:
+            result = await services.idempotency.run(
+                caller.org_id,
+                check_key(key),
+                body_hash,
+                work,
+                wait=min(services.settings.request_lease, services.settings.max_wait_seconds),
+            )
+    finally:
+        if hold is not None:
+            hold.release()
     headers: dict[str, str] = {}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    if wait is not None and spec.kind == "video":
+    if waited:
         headers["Preference-Applied"] = f"wait={wait:g}"
     return JSONResponse(result.body, status_code=result.status, headers=headers)
 
@@ -122,12 +148,12 @@ async def _create(
             "model": VideoAccepted | VideoWaited,
             "description": "Video job created (with Prefer: wait, still running when the wait ran out)",
         },
-        **errors(400, 402, 409, 413, 422, 502),
+        **errors(400, 402, 409, 413, 422, 500, 502),
     },
     openapi_extra=_body_schema(GenerateRequest),
 )
 async def generate(request: Request, caller: Generate) -> JSONResponse:
-    body, raw = await _parse(request, GenerateRequest)
+    body, body_hash = await _parse(request, GenerateRequest)
 
     def answer(job: Job, waited: bool) -> tuple[int, dict[str, Any]]:
         links = services_of(request).jobs.finishing.links
@@ -135,18 +161,18 @@ async def generate(request: Request, caller: Generate) -> JSONResponse:
             return 200, image_answer(job, links)
         return (200 if job.status in states.TERMINAL else 202), video_answer(job, links, waited=waited)
 
-    return await _create(request, caller, body, raw, workflow="grok-imagine", answer=answer)
+    return await _create(request, caller, body, body_hash, workflow="grok-imagine", answer=answer)
 
 
 @router.post(
     "/jobs",
     summary="Create a job (workflow form)",
     status_code=201,
-    responses={201: {"model": JobCreated, "description": "Job created"}, **errors(400, 402, 409, 413, 422, 502)},
+    responses={201: {"model": JobCreated, "description": "Job created"}, **errors(400, 402, 409, 413, 422, 500, 502)},
     openapi_extra=_body_schema(GenericJobRequest),
 )
 async def create_job(request: Request, caller: Generate) -> JSONResponse:
-    generic, raw = await _parse(request, GenericJobRequest)
+    generic, body_hash = await _parse(request, GenericJobRequest)
     try:
         body = generic.as_generate_request()
         build_spec(body, max_image_url_bytes=services_of(request).settings.max_image_url_bytes)
@@ -161,7 +187,7 @@ async def create_job(request: Request, caller: Generate) -> JSONResponse:
     def answer(job: Job, _waited: bool) -> tuple[int, dict[str, Any]]:
         return 201, generic_answer(job, links)
 
-    return await _create(request, caller, body, raw, workflow=generic.workflow, answer=answer)
+    return await _create(request, caller, body, body_hash, workflow=generic.workflow, answer=answer)
 
 
 @router.get("/jobs", summary="List your jobs, newest first", response_model=JobList, responses=errors(400))
@@ -202,36 +228,44 @@ async def cancel_job(jobId: str, request: Request, caller: JobsWrite) -> JobView
     return present(await service.cancel(caller, jobId), service.finishing.links)
 
 
-async def _event_stream(services: Services, caller: Caller, request: Request, job_id: str) -> AsyncIterator[str]:
+async def _event_stream(
+    services: Services, caller: Caller, request: Request, job_id: str, hold: Hold
+) -> AsyncIterator[str]:
     last: tuple[str, object] | None = None
     step = max(0.02, min(0.25, services.settings.poll_interval / 2))
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
-    while True:
-        job = await services.jobs.get(caller, job_id)
-        state = (job.status, job.updated_at)
-        if state != last:
-            last = state
-            quiet_since = loop.time()
-            yield f"event: status\ndata: {json.dumps(job_json(job, services.jobs.finishing.links))}\n\n"
-        if job.status in states.TERMINAL or await request.is_disconnected():
-            return
-        if loop.time() - quiet_since > 15:
-            quiet_since = loop.time()
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(step)
+    try:
+        while True:
+            job = await services.jobs.get(caller, job_id, with_input=False)
+            state = (job.status, job.updated_at)
+            if state != last:
+                last = state
+                quiet_since = loop.time()
+                yield f"event: status\ndata: {json.dumps(job_json(job, services.jobs.finishing.links))}\n\n"
+            if job.status in states.TERMINAL or await request.is_disconnected():
+                return
+            if loop.time() - quiet_since > 15:
+                quiet_since = loop.time()
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(step)
+    finally:
+        hold.release()
 
 
 @router.get(
     "/jobs/{jobId}/events",
     summary="Stream a job's status changes as Server-Sent Events until it ends",
-    responses={200: {"content": {"text/event-stream": {}}}, **errors(404)},
+    description="Open streams and `Prefer: wait` requests count against the plan's `waiters` (429 beyond it).",
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(404, 429)},
 )
 async def job_events(jobId: str, request: Request, caller: JobsRead) -> StreamingResponse:
     services = services_of(request)
-    await services.jobs.get(caller, jobId)  # 404 before the stream starts
+    await services.jobs.get(caller, jobId, with_input=False)  # 404 before the stream starts
+    hold = services.waiters.acquire(caller.org_id, _plan_waiters(services, caller))
     return StreamingResponse(
-        _event_stream(services, caller, request, jobId),
+        _event_stream(services, caller, request, jobId, hold),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(hold.release),  # also when the stream never started
     )

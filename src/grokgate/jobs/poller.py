@@ -1,29 +1,40 @@
-"""The durable video poller: one loop that leases due jobs, asks xAI about them, and records what it heard.
+"""The durable video poller: a bounded pool that leases due jobs, asks xAI about them, and records what it heard.
 
 All state lives in the jobs table, so a poller can die at any instruction: its leases run out and any poller
-(this process after a restart, or another one) takes the jobs over. Work done twice is harmless because every
-write is conditioned on still holding the lease, and a job's end is conditioned on it still being active.
+(this process after a restart, or another one) takes the jobs over. While a job is worked on, its lease is renewed
+(`db.leases.LeaseKeeper`), so a poll with retries or a long download is never done twice, and the lease itself can
+be short. Work done twice anyway is harmless because every write is conditioned on still holding the lease, and a
+job's end on it still being active.
+
+The pool is continuous: as soon as a slot frees, more due jobs are leased, so one slow download never holds back
+the polls of every other video (as rounds that wait on their slowest job would).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from grokgate.api.metrics import Metrics
-from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
-from grokgate.jobs import states
+from grokgate.db.leases import LeaseKeeper
+from grokgate.jobs import repository, states
+from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
-from grokgate.jobs.service import Finishing, claim_due, finish_in, reschedule
-from grokgate.storage.ingest import Ingestor, MediaRejected, MediaUnavailable
+from grokgate.jobs.repository import Finishing
+from grokgate.metrics import Metrics
+from grokgate.storage.ingest import Ingestor
+from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed
 from grokgate.upstream.base import Upstream, UpstreamError
 
 log = structlog.get_logger(__name__)
+
+_DATABASE_AWAY = (OperationalError, InterfaceError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -31,15 +42,18 @@ class PollerSettings:
     interval: float
     """Seconds between two polls of one video."""
     batch: int = 200
-    """Most jobs leased in one round."""
+    """Most jobs leased in one claim."""
     concurrency: int = 64
-    """Most polls in flight at once."""
-    lease: float = 120.0
-    """Seconds a leased job stays ours; must outlast one poll with its retries."""
+    """Most jobs worked on at once."""
+    lease: float = 60.0
+    """Seconds a leased job stays ours without renewal (renewed every third of it while we work)."""
+    result_attempts: int = 3
+    """Tries to fetch a finished video whose URL is gone (404/410) or that our store refused, each after a fresh
+    poll, before the job fails: these do not heal by waiting to the deadline."""
 
     @property
     def tick(self) -> float:
-        """Sleep between rounds when there was nothing more to do: small against the interval, at most 1 s."""
+        """Sleep when nothing was due: small against the interval, at most 1 s."""
         return max(0.01, min(1.0, self.interval / 2))
 
 
@@ -53,6 +67,7 @@ class Poller:
         *,
         ingestor: Ingestor,
         finishing: Finishing,
+        leases: LeaseKeeper | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.db = db
@@ -61,26 +76,65 @@ class Poller:
         self.owner = owner
         self.ingestor = ingestor
         self.finishing = finishing
+        self.leases = leases or LeaseKeeper(db, Job, owner, settings.lease)
         self.metrics = metrics
-        self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_rounds("poller", self.round, stop=stop, batch=self.settings.batch, tick=self.settings.tick)
+        """Keep up to `concurrency` jobs in work until `stop`; then let the running ones finish."""
+        log.info("poller.started")
+        running: set[asyncio.Task[None]] = set()
+        freed = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            freed.set()
+
+        while not stop.is_set():
+            room = min(self.settings.concurrency - len(running), self.settings.batch)
+            jobs: Sequence[Job] = []
+            if room > 0:
+                try:
+                    jobs = await self._claim(room)
+                except Exception:
+                    log.exception("poller.claim_failed")
+            for job in jobs:
+                task = asyncio.create_task(self._guarded(job))
+                running.add(task)
+                task.add_done_callback(done)
+            if jobs and len(jobs) == room and len(running) < self.settings.concurrency:
+                continue  # a full claim: more may be due right now
+            freed.clear()
+            waits = [asyncio.ensure_future(stop.wait())]
+            if running:
+                waits.append(asyncio.ensure_future(freed.wait()))
+            await asyncio.wait(waits, timeout=self.settings.tick, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
+            if freed.is_set() and not stop.is_set():
+                await asyncio.sleep(0.01)  # let a few more finish, so one claim serves them together
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        log.info("poller.stopped")
 
     async def round(self) -> int:
-        """Lease what is due and handle it; returns how many jobs were handled."""
+        """Lease what is due (one batch) and handle it to the end; returns how many jobs were handled."""
+        jobs = await self._claim(self.settings.batch)
+        await asyncio.gather(*(self._guarded(job) for job in jobs))
+        return len(jobs)
+
+    async def _claim(self, limit: int) -> Sequence[Job]:
         async with self.db.transaction() as session:
-            jobs = await claim_due(
+            jobs = await repository.claim_due(
                 session,
                 owner=self.owner,
                 lease_seconds=self.settings.lease,
-                limit=self.settings.batch,
+                limit=limit,
                 is_postgres=not self.db.is_sqlite,
             )
-        if jobs:
-            self._observe_lag(jobs)
-            await asyncio.gather(*(self._guarded(job) for job in jobs))
-        return len(jobs)
+        for job in jobs:
+            self.leases.held.add(job.id)  # renewed from now on, until `_guarded` lets go
+        self._observe_lag(jobs)
+        return jobs
 
     def _observe_lag(self, jobs: Sequence[Job]) -> None:
         """How long after its due time each poll starts: the first sign of a poller that cannot keep up."""
@@ -92,13 +146,18 @@ class Poller:
                 self.metrics.poll_lag.observe((now - job.next_poll_at).total_seconds())
 
     async def _guarded(self, job: Job) -> None:
-        async with self._slots:
+        with self.leases.holding(job.id):
             try:
                 with structlog.contextvars.bound_contextvars(job_id=job.id, request_id=job.request_id):
                     await self.handle(job)
-            except Exception:
-                # The lease runs out and a later round tries again; nothing was half-written.
+            except _DATABASE_AWAY:
+                # Nothing could be written: the lease runs out and a later claim tries again.
+                log.warning("poller.database_away", job_id=job.id, exc_info=True)
+            except Exception as exc:
+                # A bug, or an answer nobody foresaw: end the job now (refunded) rather than retry it forever.
                 log.exception("poller.job_failed", job_id=job.id)
+                with contextlib.suppress(Exception):
+                    await self._apply(job, failure_of(exc).ending, answered=True)
 
     async def handle(self, job: Job) -> None:
         if job.external_job_id is None or job.kind != "video":
@@ -109,9 +168,7 @@ class Poller:
             poll = await self.upstream.poll_video(job.external_job_id)
         except UpstreamError as exc:
             log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
-            delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
-            silence = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
-            await self._apply(job, silence, answered=False)
+            await self._apply(job, self._back_off(job), answered=False)
             return
         decision = states.after_poll(
             poll,
@@ -125,14 +182,26 @@ class Poller:
             return
         await self._apply(job, decision, answered=True)
 
+    def _back_off(self, job: Job) -> states.Fail | states.Wait:
+        delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
+        return states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
+
     async def _deliver(self, job: Job, found: states.Deliver) -> None:
-        """Copy the finished video into storage, then complete; a failed download is retried until the deadline."""
+        """Copy the finished video into storage, then complete. What can heal (a timeout, a 5xx) is retried to the
+        deadline; a gone URL or a refusing store only `result_attempts` times, each after a fresh poll."""
         try:
             media = await self.ingestor.ingest(found.url, "video")
+        except (MediaGone, StorageFailed) as exc:
+            failures = job.poll_failures + 1
+            log.warning("poller.result_failed", job_id=job.id, error=str(exc), failures=failures)
+            if failures >= self.settings.result_attempts:
+                await self._apply(job, failure_of(exc).ending, answered=True)
+            else:
+                await self._apply(job, self._back_off(job), answered=False)
+            return
         except MediaUnavailable as exc:
             log.warning("poller.result_unavailable", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
-            delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
-            silence = states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
+            silence = self._back_off(job)
             if isinstance(silence, states.Fail):
                 silence = states.Fail("RESULT_UNAVAILABLE", f"xAI's video could not be fetched: {exc}")
             await self._apply(job, silence, answered=False)
@@ -145,9 +214,11 @@ class Poller:
     async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
         async with self.db.transaction() as session:
             if isinstance(decision, states.Wait):
-                kept = await reschedule(session, job.id, decision, owner=self.owner, answered=answered)
+                kept = await repository.reschedule(session, job.id, decision, owner=self.owner, answered=answered)
             else:
-                finished = await finish_in(session, job.id, decision, owner=self.owner, finishing=self.finishing)
+                finished = await repository.finish_in(
+                    session, job.id, decision, owner=self.owner, finishing=self.finishing
+                )
                 kept = finished is not None
         if not kept:
             log.warning("poller.lease_lost", job_id=job.id)

@@ -1,6 +1,7 @@
 """The wire shapes of the generation API: the request body as the seed documents it, and every answer.
 
-Pydantic checks types and ranges here and names the offending field; the rules that relate fields to each other
+Pydantic checks types and ranges here, strictly (a JSON `true` or `"6"` is not a duration: a wrong type must never be
+read as a chargeable value), and names the offending field; the rules that relate fields to each other
 (a prompt is required for text models, an image for image-to-video, ...) live in `jobs/spec.py` as plain code.
 """
 
@@ -57,6 +58,7 @@ class GenerateRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"}]},
     )
 
@@ -93,7 +95,7 @@ class GenerateRequest(BaseModel):
 
 
 class GenericInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str | None = Field(default=None, max_length=5000)
     model: Literal["grok-imagine"] = "grok-imagine"
@@ -110,7 +112,7 @@ class GenericInput(BaseModel):
 class GenericJobRequest(BaseModel):
     """Body of `POST /api/v1/jobs`: the workflow form of the same generation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     workflow: Literal["generate_image", "generate_video"]
     input: GenericInput

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from grokgate.storage.ingest import StoredMedia
+from grokgate.storage.stored import StoredMedia
 from grokgate.upstream.base import VideoPoll
 
 ACTIVE = ("pending", "processing")

@@ -15,6 +15,7 @@ class Plan(BaseModel):
     rph: int = Field(ge=1, description="Requests per hour")
     rpd: int = Field(ge=1, description="Requests per day")
     concurrent: int = Field(ge=1, description="Jobs pending or processing at once")
+    waiters: int = Field(default=20, ge=1, description="Open event streams and `Prefer: wait` requests at once")
 
 
 DEFAULT_PLANS: dict[str, Plan] = {DEFAULT_PLAN: Plan(rpm=600, rph=10_000, rpd=100_000, concurrent=100)}

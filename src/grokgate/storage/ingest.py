@@ -8,42 +8,46 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
+from obstore.exceptions import BaseError as ObstoreError
 
 from grokgate.storage import probe
 from grokgate.storage.probe import NotMedia
 from grokgate.storage.store import MediaStore
-
-
-class MediaUnavailable(Exception):
-    """The result could not be fetched now (network, 5xx, 404): worth trying again until the job's deadline."""
-
-
-class MediaRejected(Exception):
-    """The result will never be usable (not the media it claims, or too large): the job fails."""
-
-
-@dataclass(frozen=True)
-class StoredMedia:
-    role: str
-    key: str
-    content_type: str
-    size: int
-    sha256: str
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
+from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed, StoredMedia
 
 
 @dataclass(frozen=True)
 class Limits:
     image_bytes: int
     video_bytes: int
+
+
+_FLUSH_BYTES = 4 * 1024 * 1024
+
+
+def _absorb(chunks: list[bytes], digest: Any, handle: BinaryIO) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+        handle.write(chunk)
+
+
+def _write_data_uri(url: str, target: Path, most: int) -> tuple[str, int]:
+    try:
+        data = base64.b64decode(url.partition(",")[2])
+    except (binascii.Error, ValueError) as exc:
+        raise MediaRejected(f"the inline result is not valid base64: {exc}") from exc
+    if len(data) > most:
+        raise MediaRejected(f"the result is larger than {most} bytes")
+    target.write_bytes(data)
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
 class Ingestor:
@@ -58,35 +62,52 @@ class Ingestor:
         await self._client.aclose()
 
     async def _download(self, url: str, target: Path, most: int) -> tuple[str, int]:
-        """Fetch `url` into `target`; returns (sha256, size)."""
+        """Fetch `url` into `target`; returns (sha256, size). Decoding, hashing and writing run in a worker thread,
+        a few MiB at a time, so a 1 GiB video never holds the event loop."""
+        if url.startswith("data:"):
+            return await asyncio.to_thread(_write_data_uri, url, target, most)
         digest = hashlib.sha256()
         size = 0
-        if url.startswith("data:"):
-            data = base64.b64decode(url.partition(",")[2])
-            if len(data) > most:
-                raise MediaRejected(f"the result is larger than {most} bytes")
-            await asyncio.to_thread(target.write_bytes, data)
-            return hashlib.sha256(data).hexdigest(), len(data)
         try:
             async with self._client.stream("GET", url) as response:
+                if response.status_code in (404, 410):
+                    raise MediaGone(f"downloading the result answered {response.status_code}")
                 if response.status_code != 200:
                     raise MediaUnavailable(f"downloading the result answered {response.status_code}")
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > most:
                     raise MediaRejected(f"the result is larger than {most} bytes")
                 with target.open("wb") as handle:
+                    pending: list[bytes] = []
+                    buffered = 0
                     async for chunk in response.aiter_bytes(256 * 1024):
                         size += len(chunk)
                         if size > most:
                             raise MediaRejected(f"the result is larger than {most} bytes")
-                        digest.update(chunk)
-                        handle.write(chunk)
+                        pending.append(chunk)
+                        buffered += len(chunk)
+                        if buffered >= _FLUSH_BYTES:
+                            await asyncio.to_thread(_absorb, pending, digest, handle)
+                            pending, buffered = [], 0
+                    if pending:
+                        await asyncio.to_thread(_absorb, pending, digest, handle)
         except httpx.HTTPError as exc:
             raise MediaUnavailable(f"downloading the result failed: {exc!r}") from exc
+        except ValueError as exc:  # a Content-Length that is not a number
+            raise MediaUnavailable(f"downloading the result failed: {exc}") from exc
         return digest.hexdigest(), size
 
     async def ingest(self, url: str, kind: str) -> list[StoredMedia]:
-        """Store the result at `url` (an `image` or a `video`); a video also gets its poster frame."""
+        """Store the result at `url` (an `image` or a `video`); a video also gets its poster frame.
+
+        Raises `MediaUnavailable` / `MediaGone` (fetching failed), `MediaRejected` (not usable) or `StorageFailed`
+        (our disk or bucket failed), so the caller can end the job with the right code and refund it."""
+        try:
+            return await self._ingest(url, kind)
+        except (OSError, ObstoreError) as exc:
+            raise StorageFailed(f"storing the result failed: {exc!r}") from exc
+
+    async def _ingest(self, url: str, kind: str) -> list[StoredMedia]:
         most = self.limits.image_bytes if kind == "image" else self.limits.video_bytes
         with tempfile.NamedTemporaryFile(dir=self.scratch, prefix="download-") as scratch:
             path = Path(scratch.name)

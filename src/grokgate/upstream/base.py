@@ -18,13 +18,25 @@ class SubmitOutcomeUnknown(UpstreamError):
     """The submit may or may not have reached xAI; repeating it could start (and bill) a second generation."""
 
 
-class UpstreamRejected(Exception):
-    """xAI refused this request on its merits (moderation, invalid argument): 400 to the client."""
+class UpstreamInvalid(UpstreamError):
+    """xAI (or a proxy in front of it) answered something unusable: not JSON, no items, an item without a URL."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+
+class UpstreamRejected(Exception):
+    """xAI refused this request on its merits (moderation, invalid argument): 400 to the client.
+
+    xAI may still bill a refusal (a moderated image): `cost_in_usd_ticks` keeps what it charged, so the margin
+    report stays true."""
+
+    def __init__(self, message: str, code: str | None = None, cost_in_usd_ticks: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.cost_in_usd_ticks = cost_in_usd_ticks
+
+
+class UpstreamWithheld(UpstreamRejected):
+    """xAI made the images but withheld every one (`respect_moderation: false`): nothing to deliver."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,10 @@ class ImageRequest:
 @dataclass(frozen=True)
 class ImageResult:
     urls: list[str]
+    """Where each delivered image is: xAI's temporary URL, or a `data:` URI when xAI sent the bytes inline."""
     cost_in_usd_ticks: int | None = None
+    withheld: int = 0
+    """Images xAI made but withheld by moderation: not delivered."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Retry policy, by what a failure says about the request:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,9 @@ from grokgate.upstream.base import (
     ImageResult,
     SubmitOutcomeUnknown,
     UpstreamError,
+    UpstreamInvalid,
     UpstreamRejected,
+    UpstreamWithheld,
     VideoPoll,
     VideoRequest,
 )
@@ -46,18 +49,68 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:
-    """xAI's `{"code", "error"}` body (or whatever text came) as (message, code)."""
+    """xAI's error body as (message, code). Both shapes it uses: `{"code", "error": "text"}` and
+    `{"error": {"message", "code", ...}}`; anything else (an HTML page from a proxy) as its first 500 characters."""
     try:
         body = response.json()
     except ValueError:
         return (response.text[:500] or f"HTTP {response.status_code}", None)
-    if isinstance(body, dict):
-        message = body.get("error") or body.get("message") or body
-        if isinstance(message, dict):
-            message = message.get("message", str(message))
-        code = body.get("code")
-        return (str(message)[:1000], str(code) if code is not None else None)
-    return (str(body)[:1000], None)
+    if not isinstance(body, dict):
+        return (str(body)[:1000], None)
+    error = body.get("error")
+    code = body.get("code")
+    if isinstance(error, dict):
+        message: Any = error.get("message") or str(error)
+        code = code if code is not None else error.get("code") or error.get("type")
+    else:
+        message = error or body.get("message") or body
+    return (str(message)[:1000], str(code) if code is not None else None)
+
+
+def _cost(body: Any) -> int | None:
+    """`usage.cost_in_usd_ticks`, where an answer (even a refusal) carries it."""
+    cost = _obj(_obj(body).get("usage")).get("cost_in_usd_ticks")
+    return cost if isinstance(cost, int) and not isinstance(cost, bool) and cost >= 0 else None
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer's JSON object, or `UpstreamInvalid` naming what was expected: a 200 that is not JSON is nonsense
+    from xAI or a proxy in front of it, never a crash of ours."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise UpstreamInvalid(f"xAI answered {response.status_code} to {what} with a body that is not JSON") from None
+    if not isinstance(body, dict):
+        raise UpstreamInvalid(f"xAI answered {response.status_code} to {what} with JSON that is not an object")
+    return body
+
+
+def image_result(body: dict[str, Any]) -> ImageResult:
+    """Read `POST /v1/images/*`'s answer: the URLs of the images delivered. Items withheld by moderation
+    (`respect_moderation: false`) are no result; all withheld is a refusal, and no usable item at all is nonsense."""
+    items = body.get("data")
+    if not isinstance(items, list) or not items:
+        raise UpstreamInvalid("xAI answered 200 without any image")
+    cost = _cost(body)
+    urls: list[str] = []
+    withheld = 0
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("respect_moderation") is False:
+            withheld += 1
+            continue
+        url = item.get("url")
+        if isinstance(url, str) and url:
+            urls.append(url)
+        elif isinstance(item.get("b64_json"), str) and item["b64_json"]:
+            mime = item.get("mime_type") if isinstance(item.get("mime_type"), str) else "image/png"
+            urls.append(f"data:{mime};base64,{item['b64_json']}")
+    if not urls and withheld:
+        raise UpstreamWithheld("xAI's moderation withheld the generated image", "moderated", cost)
+    if not urls:
+        raise UpstreamInvalid("xAI answered 200 without an image URL")
+    return ImageResult(urls=urls, cost_in_usd_ticks=cost, withheld=withheld)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -65,20 +118,22 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def poll_from_body(status_code: int, body: Any) -> VideoPoll:
-    """Read one `GET /v1/videos/{id}` answer. Unknown statuses count as still pending, as xAI advises."""
+    """Read one `GET /v1/videos/{id}` answer. Unknown statuses count as still pending, as xAI advises; a 200 with
+    `video` but no `status` at all is a finished video, as xAI's public clients read it."""
     if status_code == 404:
         return VideoPoll(state="not_found", error_code="not_found", error_message="xAI does not know this request")
     data = _obj(body)
     progress = data.get("progress") if isinstance(data.get("progress"), int) else None
     status = data.get("status")
+    video = _obj(data.get("video"))
+    if status_code == 200 and status is None and video:
+        status = "done"
     if status_code == 202 or status not in {"done", "failed", "expired"}:
         return VideoPoll(state="pending", progress=progress, raw=data)
-    cost = _obj(data.get("usage")).get("cost_in_usd_ticks")
-    cost = cost if isinstance(cost, int) else None
+    cost = _cost(data)
     if status == "done":
-        video = _obj(data.get("video"))
         url = video.get("url")
-        if video.get("respect_moderation") is False or not url:
+        if video.get("respect_moderation") is False or not url or not isinstance(url, str):
             return VideoPoll(
                 state="moderated",
                 cost_in_usd_ticks=cost,
@@ -89,8 +144,8 @@ def poll_from_body(status_code: int, body: Any) -> VideoPoll:
         duration = video.get("duration")
         return VideoPoll(
             state="done",
-            url=str(url),
-            duration=float(duration) if isinstance(duration, int | float) else None,
+            url=url,
+            duration=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
             cost_in_usd_ticks=cost,
             raw=data,
         )
@@ -185,7 +240,11 @@ class XaiUpstream:
             return
         message, code = _error_message(response)
         if response.status_code in (400, 422) and "api key" not in message.lower():
-            raise UpstreamRejected(message, code)
+            try:
+                cost = _cost(response.json())
+            except ValueError:
+                cost = None
+            raise UpstreamRejected(message, code, cost)
         if response.status_code >= 500:
             raise SubmitOutcomeUnknown(f"xAI answered {response.status_code}: {message}")
         raise UpstreamError(f"xAI answered {response.status_code}: {message}")
@@ -205,12 +264,7 @@ class XaiUpstream:
             body["aspect_ratio"] = request.aspect_ratio
         response = await self._send("POST", path, body, idempotent=False)
         self._raise_for_submit(response)
-        data = response.json()
-        urls = [item["url"] for item in data.get("data", []) if isinstance(item, dict) and item.get("url")]
-        if not urls:
-            raise UpstreamError("xAI answered 200 without an image URL")
-        cost = (data.get("usage") or {}).get("cost_in_usd_ticks")
-        return ImageResult(urls=urls, cost_in_usd_ticks=cost if isinstance(cost, int) else None)
+        return image_result(_json_object(response, "an image request"))
 
     async def submit_video(self, request: VideoRequest) -> str:
         body: dict[str, Any] = {"model": VIDEO_MODEL, "duration": request.duration}
@@ -222,7 +276,10 @@ class XaiUpstream:
             body["image"] = {"url": request.image_url}
         response = await self._send("POST", "videos/generations", body, idempotent=False)
         self._raise_for_submit(response)
-        request_id = response.json().get("request_id")
+        try:
+            request_id = _json_object(response, "a video submission").get("request_id")
+        except UpstreamInvalid as exc:  # xAI may have started (and will bill) a video we cannot name
+            raise SubmitOutcomeUnknown(str(exc)) from exc
         if not isinstance(request_id, str) or not request_id:
             raise SubmitOutcomeUnknown("xAI answered 200 without a request_id")
         return request_id
@@ -233,9 +290,9 @@ class XaiUpstream:
             message, _ = _error_message(response)
             raise UpstreamError(f"xAI answered {response.status_code} to a poll: {message}")
         body: Any = None
-        if response.content:
-            try:
+        if response.content and response.status_code == 200:
+            body = _json_object(response, "a poll")
+        elif response.content:
+            with contextlib.suppress(ValueError):
                 body = response.json()
-            except ValueError:
-                body = None
         return poll_from_body(response.status_code, body)

@@ -19,12 +19,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
-from grokgate.api.metrics import Metrics
 from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import claim
 from grokgate.errors import ApiError
+from grokgate.metrics import Metrics
 from grokgate.orgs.models import Organization
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 from grokgate.webhooks.outbox import new_secret

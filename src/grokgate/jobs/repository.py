@@ -1,0 +1,250 @@
+"""The jobs table's queries: reading and listing jobs, the poller's claims, and `finish_in`, the one exit.
+
+Services and the poller call these; routes never run SQL. Every write that a lease holder makes is conditioned on
+`lease_owner` still being its own, and every ending on the job still being active, so work done twice by two
+processes (one that stalled past its lease, one that took over) changes the database once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
+
+from grokgate.billing import ledger
+from grokgate.db.base import new_id, utcnow
+from grokgate.db.leases import claim
+from grokgate.jobs import states
+from grokgate.jobs.models import Job
+from grokgate.jobs.views import job_json
+from grokgate.metrics import Metrics
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.models import Media
+from grokgate.webhooks import outbox
+
+log = structlog.get_logger(__name__)
+
+WITHOUT_INPUT = defer(Job.input, raiseload=True)
+"""Lists and streams never show a job's input, which may be large: it is not read for them (and not loadable)."""
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """What ending a job needs besides the database: how to link its media, and how long media is kept."""
+
+    links: MediaLinks
+    retention: timedelta
+    metrics: Metrics | None = None
+
+
+async def get(session: AsyncSession, org_id: str, job_id: str, *, with_input: bool = True) -> Job | None:
+    """The organisation's job, or None: another organisation's job is as unknown as a job that does not exist."""
+    query = select(Job).where(Job.id == job_id, Job.org_id == org_id)
+    if not with_input:
+        query = query.options(WITHOUT_INPUT)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def status_of(session: AsyncSession, job_id: str) -> str | None:
+    return await session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+async def page(
+    session: AsyncSession, org_id: str, *, limit: int, offset: int, status: str | None
+) -> tuple[list[Job], int]:
+    """A page of the organisation's jobs, newest first, and how many there are in all."""
+    conditions = [Job.org_id == org_id]
+    if status is not None:
+        conditions.append(Job.status == status)
+    total = await session.scalar(select(func.count()).select_from(Job).where(*conditions))
+    jobs = await session.scalars(
+        select(Job)
+        .options(WITHOUT_INPUT)
+        .where(*conditions)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(jobs.all()), int(total or 0)
+
+
+async def count_active(session: AsyncSession, org_id: str) -> int:
+    found = await session.scalar(select(func.count()).where(Job.org_id == org_id, Job.status.in_(states.ACTIVE)))
+    return int(found or 0)
+
+
+async def record_submission(
+    session: AsyncSession, job_id: str, *, owner: str, request_id: str, next_poll_at: datetime
+) -> Job | None:
+    """xAI took the video: keep its request id and hand the job to the poller. None if the job ended meanwhile."""
+    return (
+        await session.scalars(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
+            .values(
+                external_job_id=request_id,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_poll_at=next_poll_at,
+                updated_at=utcnow(),
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+
+
+def _media_rows(job_id: str, decision: states.Complete, now: datetime, retention: timedelta) -> list[Media]:
+    return [
+        Media(
+            id=new_id("med"),
+            job_id=job_id,
+            org_id="",  # set once the job's organisation is known
+            role=item.role,
+            key=item.key,
+            content_type=item.content_type,
+            size=item.size,
+            sha256=item.sha256,
+            width=item.width,
+            height=item.height,
+            duration=item.duration,
+            created_at=now,
+            expires_at=now + retention,
+        )
+        for item in decision.media
+    ]
+
+
+async def finish_in(
+    session: AsyncSession, job_id: str, decision: states.Ending, *, owner: str | None, finishing: Finishing
+) -> Job | None:
+    """The single exit from `pending`/`processing`: the new state, the stored media or the refund, and the
+    webhook, in one transaction. None when the job had already ended or (with `owner`) another process owns it."""
+    now = utcnow()
+    conditions = [Job.id == job_id, Job.status.in_(states.ACTIVE)]
+    if owner is not None:
+        conditions.append(Job.lease_owner == owner)
+    values: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "next_poll_at": None,
+        "updated_at": now,
+        "finished_at": now,
+        "cost_in_usd_ticks": decision.cost_in_usd_ticks,
+    }
+    media_rows: list[Media] = []
+    if isinstance(decision, states.Complete):
+        media_rows = _media_rows(job_id, decision, now, finishing.retention)
+        ids: dict[str, list[str]] = {}
+        for row in media_rows:
+            ids.setdefault(row.role, []).append(row.id)
+        values |= {"status": "completed", "output": states.stored_output(ids, decision.duration)}
+    else:
+        values |= {
+            "status": "cancelled" if isinstance(decision, states.Cancel) else "failed",
+            "error_code": decision.code,
+            "error_message": decision.message,
+            "credits_refunded": Job.credits_charged,
+        }
+    job = (
+        await session.scalars(
+            update(Job)
+            .where(*conditions)
+            .values(**values)
+            .returning(Job)
+            .options(WITHOUT_INPUT)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if job is None:
+        return None
+    for row in media_rows:
+        row.org_id = job.org_id
+        session.add(row)
+    if not isinstance(decision, states.Complete):
+        await ledger.refund(session, job.org_id, job_id, job.credits_charged, note=decision.code)
+    if job.webhook_url:
+        outbox.enqueue(
+            session,
+            org_id=job.org_id,
+            job_id=job.id,
+            url=job.webhook_url,
+            event=f"job.{job.status}",
+            data=job_json(job, finishing.links),
+        )
+    if finishing.metrics is not None:
+        finishing.metrics.jobs_finished.labels(job.status).inc()
+        if job.credits_refunded:
+            finishing.metrics.credits.labels("refund").inc(job.credits_refunded)
+    log.info("job.finished", job_id=job_id, status=job.status, error_code=job.error_code, refunded=job.credits_refunded)
+    return job
+
+
+async def claim_due(
+    session: AsyncSession, *, owner: str, lease_seconds: float, limit: int, is_postgres: bool
+) -> Sequence[Job]:
+    """Lease active jobs that need attention now (see `db/leases.py` for how leases work).
+
+    Due are videos with an xAI request id whose next poll time has come, and any job whose lease ran out with
+    nobody holding it any more: its process died mid-request or mid-poll.
+    """
+    now = utcnow()
+    due = or_(
+        and_(Job.external_job_id.is_not(None), Job.next_poll_at <= now),
+        and_(Job.lease_expires_at.is_not(None), Job.lease_expires_at < now),
+    )
+    return await claim(
+        session,
+        Job,
+        due=[Job.status.in_(states.ACTIVE), due],
+        order_by=Job.next_poll_at,
+        owner=owner,
+        lease_seconds=lease_seconds,
+        limit=limit,
+        is_postgres=is_postgres,
+        keep={"updated_at": Job.updated_at},  # a lease is bookkeeping, not news for the customer
+    )
+
+
+async def reschedule(session: AsyncSession, job_id: str, wait: states.Wait, *, owner: str, answered: bool) -> bool:
+    """Hand a still-running job back with its next poll time; only the lease holder may.
+
+    `answered` says whether the attempt made progress (xAI answered the poll and, for a finished video, the result
+    was fetched): it resets or extends the run of failed attempts that sets the back-off. `updatedAt` moves only
+    when the status does.
+    """
+    values: dict[str, Any] = {
+        "status": wait.status,
+        "next_poll_at": wait.next_poll_at,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": case((Job.status == wait.status, Job.updated_at), else_=utcnow()),
+        "poll_count": Job.poll_count + 1,
+        "poll_failures": 0 if answered else Job.poll_failures + 1,
+    }
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
+        .values(**values)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def hand_back(session: AsyncSession, owner: str) -> None:
+    """Give up this process's leases on submitted videos at shutdown, so another process polls them at once.
+
+    A job still leased by an in-flight request (no xAI request id yet) keeps its lease: only its running out
+    tells the poller that nobody will ever learn xAI's answer."""
+    await session.execute(
+        update(Job)
+        .where(Job.lease_owner == owner, Job.external_job_id.is_not(None), Job.status.in_(states.ACTIVE))
+        .values(lease_owner=None, lease_expires_at=None, updated_at=Job.updated_at)
+    )
