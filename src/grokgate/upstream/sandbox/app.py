@@ -32,6 +32,7 @@ from grokgate.upstream.sandbox.scenarios import Scenario, parse
 IMAGE_COST_TICKS = 200_000_000  # $0.02
 VIDEO_COST_TICKS_PER_SECOND = 500_000_000  # $0.05
 MEDIA_KEPT = 512
+NOT_JSON = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 
 ImageAspect = Literal[
     "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "21:9",
@@ -124,7 +125,18 @@ def _check_image_input(image: ImageUrl | None) -> JSONResponse | None:
     return None
 
 
-async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | None) -> JSONResponse | None:
+def _moderated(shape: int, cost_ticks: int) -> JSONResponse:
+    """A moderation refusal that xAI still bills, in either of the error-body shapes xAI is seen to use."""
+    message = "Generated content was rejected by content moderation"
+    usage = {"cost_in_usd_ticks": cost_ticks}
+    if shape >= 2:
+        body: dict[str, Any] = {"error": {"code": "invalid_argument", "message": message}, "usage": usage}
+    else:
+        body = {"code": "invalid_argument", "error": message, "usage": usage}
+    return JSONResponse(body, status_code=400)
+
+
+async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | None, cost_ticks: int) -> Response | None:
     """Faults a submit can meet before any work starts, in the order a real API would hit them."""
     if scenario.hang:
         await asyncio.sleep(scenario.hang)
@@ -139,6 +151,23 @@ async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | No
         return _error(500, "internal_error", "Internal error")
     if scenario.reject:
         return _error(400, "invalid_argument", "Generated content was rejected by the content policy")
+    if scenario.moderatedcost:
+        return _moderated(scenario.moderatedcost, cost_ticks)
+    if scenario.notjson:
+        return Response(NOT_JSON, media_type="text/html")
+    return None
+
+
+def _odd_image_answer(scenario: Scenario, n: int) -> JSONResponse | None:
+    """The 200 answers to an image submit that hold no usable image, which a gateway must not bill as a result."""
+    usage = {"cost_in_usd_ticks": IMAGE_COST_TICKS * n}
+    if scenario.emptydata:
+        return JSONResponse({"data": [], "usage": usage})
+    if scenario.nourl:
+        return JSONResponse({"data": [{"mime_type": "image/png", "revised_prompt": ""}] * n, "usage": usage})
+    if scenario.withheld:
+        item = {"mime_type": "image/png", "revised_prompt": "", "respect_moderation": False}
+        return JSONResponse({"data": [item] * n, "usage": usage})
     return None
 
 
@@ -172,13 +201,13 @@ def create_sandbox_app(
     def media_url(request: Request, name: str) -> str:
         return str(request.url_for("sandbox_media", name=name))
 
-    async def admit(image: ImageUrl | None, prompt: str | None) -> tuple[Scenario, Response | None]:
+    async def admit(image: ImageUrl | None, prompt: str | None, cost_ticks: int) -> tuple[Scenario, Response | None]:
         """What every submit goes through: the input image check, then the faults the prompt asks for."""
         scenario = parse(prompt)
         bad_input = _check_image_input(image)
         if bad_input is not None:
             return scenario, bad_input
-        return scenario, await _submit_gate(state, scenario, prompt)
+        return scenario, await _submit_gate(state, scenario, prompt, cost_ticks)
 
     async def images(request: Request) -> Response:
         body = await parse_body(request, ImageBody)
@@ -188,9 +217,12 @@ def create_sandbox_app(
         is_edit = request.url.path.endswith("/edits")
         if is_edit and body.image is None and not body.images:
             return _error(422, "invalid_argument", "image or images is required for an edit")
-        scenario, refusal = await admit(body.image, body.prompt)
+        scenario, refusal = await admit(body.image, body.prompt, IMAGE_COST_TICKS * (body.n or 1))
         if refusal is not None:
             return refusal
+        odd = _odd_image_answer(scenario, body.n or 1)
+        if odd is not None:
+            return odd
         if state.bench is not None:
             if state.bench.image_delay:
                 await asyncio.sleep(state.bench.image_delay)
@@ -215,7 +247,8 @@ def create_sandbox_app(
         assert isinstance(body, VideoBody)
         if not body.prompt and body.image is None:
             return _error(400, "invalid_argument", "prompt is required for text-to-video")
-        scenario, refusal = await admit(body.image, body.prompt)
+        cost = VIDEO_COST_TICKS_PER_SECOND * (body.duration or 8)
+        scenario, refusal = await admit(body.image, body.prompt, cost)
         if refusal is not None:
             return refusal
         request_id = str(uuid.uuid4())
@@ -237,6 +270,8 @@ def create_sandbox_app(
         scenario = task.scenario
         if task.polls <= scenario.pollerror:
             return _error(500, "internal_error", "Internal error")
+        if scenario.polljunk:
+            return Response(NOT_JSON, media_type="text/html")
         duration = task.body.duration or 8
         if scenario.never or monotonic() < task.ready_at:
             if scenario.empty202:
@@ -265,6 +300,8 @@ def create_sandbox_app(
             task.media_name = f"{request.path_params['request_id']}.mp4"
             state.keep(task.media_name, mp4, "video/mp4", scenario)
         video = {"url": media_url(request, task.media_name), "duration": duration, "respect_moderation": True}
+        if scenario.nostatus:
+            return JSONResponse({"model": "grok-imagine-video", "video": video, "usage": usage})
         return JSONResponse(
             {"status": "done", "model": "grok-imagine-video", "video": video, "progress": 100, "usage": usage}
         )
