@@ -128,7 +128,11 @@ async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
         db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="dead-process", **parts
     )
     job = await service._open(
-        Caller(org_id=tenant.org_id, key_id=tenant.key_id), video_spec(), webhook_url=None, workflow="grok-imagine"
+        Caller(org_id=tenant.org_id, key_id=tenant.key_id),
+        video_spec(),
+        None,
+        webhook_url=None,
+        workflow="grok-imagine",
     )
     poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor", **parts)
     assert await poller.round() == 0  # still leased by the (dead) submitter: left alone

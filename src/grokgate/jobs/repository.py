@@ -26,6 +26,7 @@ from grokgate.jobs.views import job_json
 from grokgate.metrics import Metrics
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.models import Media
+from grokgate.storage.stored import StoredMedia
 from grokgate.webhooks import outbox
 
 log = structlog.get_logger(__name__)
@@ -100,25 +101,33 @@ async def record_submission(
     ).one_or_none()
 
 
+def _media_row(
+    job_id: str, org_id: str, item: StoredMedia, now: datetime, retention: timedelta, media_id: str | None = None
+) -> Media:
+    return Media(
+        id=media_id or new_id("med"),
+        job_id=job_id,
+        org_id=org_id,
+        role=item.role,
+        key=item.key,
+        content_type=item.content_type,
+        size=item.size,
+        sha256=item.sha256,
+        width=item.width,
+        height=item.height,
+        duration=item.duration,
+        created_at=now,
+        expires_at=now + retention,
+    )
+
+
+def add_input(session: AsyncSession, job: Job, media_id: str, item: StoredMedia, retention: timedelta) -> None:
+    """Record the customer's input image beside its job, in the job's own transaction."""
+    session.add(_media_row(job.id, job.org_id, item, job.created_at, retention, media_id))
+
+
 def _media_rows(job_id: str, decision: states.Complete, now: datetime, retention: timedelta) -> list[Media]:
-    return [
-        Media(
-            id=new_id("med"),
-            job_id=job_id,
-            org_id="",  # set once the job's organisation is known
-            role=item.role,
-            key=item.key,
-            content_type=item.content_type,
-            size=item.size,
-            sha256=item.sha256,
-            width=item.width,
-            height=item.height,
-            duration=item.duration,
-            created_at=now,
-            expires_at=now + retention,
-        )
-        for item in decision.media
-    ]
+    return [_media_row(job_id, "", item, now, retention) for item in decision.media]  # org set once known
 
 
 async def finish_in(

@@ -32,8 +32,9 @@ from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.spec import GenerationSpec
+from grokgate.jobs.views import MEDIA_REF
 from grokgate.orgs.service import Caller
-from grokgate.storage.ingest import Ingestor
+from grokgate.storage.ingest import Ingestor, InlineImage, inline_image
 from grokgate.storage.stored import MediaGone, MediaUnavailable, StoredMedia
 from grokgate.upstream.base import ImageRequest, Upstream, VideoRequest
 
@@ -84,9 +85,12 @@ class JobService:
     ) -> Job:
         """Charge, then run an image to its end or hand a video to xAI. Raises `ApiError` only; every error after
         the charge has ended the job (refunded) before it is raised."""
-        job = await self._open(caller, spec, webhook_url=webhook_url, workflow=workflow)
+        inline = await self._read_inline(spec)
+        job = await self._open(caller, spec, inline, webhook_url=webhook_url, workflow=workflow)
         with self.keeper.holding(job.id):
             try:
+                if inline is not None:
+                    await self.ingestor.keep(inline)
                 if spec.kind == "image":
                     return await self._run_image(job, spec)
                 return await self._submit_video(job, spec)
@@ -111,11 +115,35 @@ class JobService:
         except Exception:  # the database is away: the lease runs out and the poller refunds
             log.warning("job.end_failed", job_id=job_id, exc_info=True)
 
-    async def _open(self, caller: Caller, spec: GenerationSpec, *, webhook_url: str | None, workflow: str) -> Job:
-        """Charge the caller and record the job, leased to this process, in one transaction."""
+    async def _read_inline(self, spec: GenerationSpec) -> InlineImage | None:
+        """A `data:` input image, decoded off the event loop; refused (before any charge) unless it is an image."""
+        if spec.image_url is None or not spec.image_url.startswith("data:"):
+            return None
+        inline = await asyncio.to_thread(inline_image, spec.image_url)
+        if inline is None:
+            raise ApiError(
+                400, "INVALID_URL", "image_url: the data URI holds no PNG, JPEG or WebP image", {"field": "image_url"}
+            )
+        return inline
+
+    async def _open(
+        self,
+        caller: Caller,
+        spec: GenerationSpec,
+        inline: InlineImage | None,
+        *,
+        webhook_url: str | None,
+        workflow: str,
+    ) -> Job:
+        """Charge the caller and record the job, leased to this process, in one transaction. An inline input image
+        is kept as stored media: the job's `input` refers to it (`media:<id>`) instead of holding its bytes."""
         now = utcnow()
         price = price_of(spec.model, self.settings.prices)
         lifetime = self.settings.video_deadline if spec.kind == "video" else self.settings.request_lease
+        shown = spec.echo()
+        input_id = new_id("med")
+        if inline is not None:
+            shown["image_url"] = f"{MEDIA_REF}{input_id}"
         job = Job(
             id=new_id("job"),
             org_id=caller.org_id,
@@ -125,7 +153,7 @@ class JobService:
             webhook_url=webhook_url,
             request_id=structlog.contextvars.get_contextvars().get("request_id"),
             status="pending" if spec.kind == "video" else "processing",
-            input=spec.echo(),
+            input=shown,
             credits_charged=price,
             credits_refunded=0,
             lease_owner=self.owner,
@@ -149,6 +177,9 @@ class JobService:
                     headers={"Retry-After": "5"},
                 )
             session.add(job)
+            if inline is not None:
+                await session.flush()  # the job's row first: the input's media row refers to it
+                repository.add_input(session, job, input_id, inline.media, self.finishing.retention)
         if self.finishing.metrics is not None:
             self.finishing.metrics.credits.labels("charge").inc(price)
         structlog.contextvars.bind_contextvars(job_id=job.id)

@@ -11,6 +11,16 @@ from grokgate.storage.links import MediaLinks
 IMAGE_MESSAGE = "Image generated successfully."
 VIDEO_MESSAGE = "Grok Imagine video job created. Poll /api/v1/jobs/{jobId} for status."
 WORKFLOW_SLUG = "grok-imagine-generate"
+MEDIA_REF = "media:"
+"""How a job's `input` refers to an input image kept in our storage (a customer's `data:` URI, stored once)."""
+
+
+def shown_input(data: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
+    """A job's input as the API echoes it: a stored input image as a signed link, never its bytes."""
+    image = data.get("image_url")
+    if isinstance(image, str) and image.startswith(MEDIA_REF):
+        return {**data, "image_url": links.url(image[len(MEDIA_REF) :])}
+    return data
 
 
 def present(job: Job, links: MediaLinks) -> JobView:
@@ -56,7 +66,7 @@ def video_answer(job: Job, links: MediaLinks, *, waited: bool = False) -> dict[s
         "message": VIDEO_MESSAGE,
         "creditsCharged": job.credits_charged,
         "externalJobId": job.external_job_id,
-        "input": job.input,
+        "input": shown_input(job.input, links),
     }
     if waited:
         view = job_json(job, links)

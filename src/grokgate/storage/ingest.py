@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -48,6 +48,32 @@ def _write_data_uri(url: str, target: Path, most: int) -> tuple[str, int]:
         raise MediaRejected(f"the result is larger than {most} bytes")
     target.write_bytes(data)
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """A customer's `data:` image, decoded once: what to store, and where."""
+
+    media: StoredMedia
+    data: bytes = field(repr=False)
+
+
+def inline_image(url: str) -> InlineImage | None:
+    """Decode, hash and identify a `data:image/...;base64,` input (CPU work: run it in a thread). None when the
+    bytes are not a PNG, JPEG or WebP image, whatever the URI claims."""
+    try:
+        data = base64.b64decode(url.partition(",")[2])
+    except (binascii.Error, ValueError):
+        return None
+    found = probe.sniff(data[:16])
+    if found is None or not found[0].startswith("image/"):
+        return None
+    content_type, extension = found
+    sha = hashlib.sha256(data).hexdigest()
+    media = StoredMedia(
+        role="input", key=f"{sha[:2]}/{sha}.{extension}", content_type=content_type, size=len(data), sha256=sha
+    )
+    return InlineImage(media=media, data=data)
 
 
 class Ingestor:
@@ -96,6 +122,14 @@ class Ingestor:
         except ValueError as exc:  # a Content-Length that is not a number
             raise MediaUnavailable(f"downloading the result failed: {exc}") from exc
         return digest.hexdigest(), size
+
+    async def keep(self, image: InlineImage) -> None:
+        """Store a customer's input image (once: the key is its hash)."""
+        try:
+            if not await self.store.exists(image.media.key):
+                await self.store.put_bytes(image.media.key, image.data)
+        except (OSError, ObstoreError) as exc:
+            raise StorageFailed(f"storing the input image failed: {exc!r}") from exc
 
     async def ingest(self, url: str, kind: str) -> list[StoredMedia]:
         """Store the result at `url` (an `image` or a `video`); a video also gets its poster frame.
