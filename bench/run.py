@@ -194,6 +194,7 @@ class Bench:
             str(BIN / "grokgate"),
             "sandbox",
             "--bench",
+            "--inspect",
             "--port",
             str(port),
             "--api-key",

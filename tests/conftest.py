@@ -90,7 +90,7 @@ class Sandbox:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    async with LiveServer(create_sandbox_app(api_key=SANDBOX_KEY, video_seconds=0.3)) as server:
+    async with LiveServer(create_sandbox_app(api_key=SANDBOX_KEY, video_seconds=0.3, inspect=True)) as server:
         yield Sandbox(server)
 
 

@@ -211,6 +211,12 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
     video_seconds: Annotated[float, typer.Option(help="Seconds until a video is done.")] = 3.0,
     api_key: Annotated[str | None, typer.Option(help="Accept only this key (as xAI would).")] = None,
+    inspect: Annotated[
+        bool,
+        typer.Option(
+            "--inspect", help="Serve /_sandbox/* (every caller's requests and files): for tests and benchmarks."
+        ),
+    ] = False,
     bench: Annotated[bool, typer.Option("--bench", help="Benchmark mode: pre-rendered media, no journal.")] = False,
     image_delay: Annotated[float, typer.Option(help="Benchmark mode: seconds before an image answer.")] = 0.0,
     video_delay_min: Annotated[float, typer.Option(help="Benchmark mode: shortest video render.")] = 1.0,
@@ -222,7 +228,7 @@ def sandbox(
     from grokgate.upstream.sandbox.app import BenchMode, create_sandbox_app
 
     mode = BenchMode(image_delay, (video_delay_min, video_delay_max)) if bench else None
-    app_ = create_sandbox_app(api_key=api_key, video_seconds=video_seconds, bench=mode)
+    app_ = create_sandbox_app(api_key=api_key, video_seconds=video_seconds, bench=mode, inspect=inspect)
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
 
 

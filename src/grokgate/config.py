@@ -210,6 +210,8 @@ class Settings(BaseSettings):
 
     @property
     def upstream_api_key(self) -> str:
+        """The key for xAI or a standalone sandbox; a mounted sandbox takes only the install's key, which the
+        runtime reads from the database instead."""
         return self.xai_api_key or "sandbox-key"
 
     def sqlite_path(self) -> Path | None:

@@ -34,6 +34,7 @@ from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.service import signing_secret, sweep_expired
 from grokgate.storage.store import MediaStore, open_store
+from grokgate.upstream.sandbox.secret import sandbox_api_key
 from grokgate.upstream.xai import XaiUpstream
 from grokgate.webhooks.models import WebhookDelivery
 from grokgate.webhooks.sender import SenderSettings, WebhookSender
@@ -57,9 +58,11 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
     owner = process_identity()
     db = Database(settings.database_url)
     metrics.watch(db.engine)
+    # The sandbox mounted on the customer port takes only the key this install keeps in its database.
+    upstream_key = await sandbox_api_key(db) if settings.sandbox_mounted else settings.upstream_api_key
     upstream = XaiUpstream(
         settings.upstream_base_url,
-        settings.upstream_api_key,
+        upstream_key,
         timeout=settings.upstream_timeout,
         retries=settings.upstream_retries,
         backoff=settings.upstream_backoff,

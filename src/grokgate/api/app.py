@@ -7,6 +7,7 @@ and everything it builds is closed again when the app's lifespan ends.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 
 import structlog
@@ -30,7 +31,8 @@ from grokgate.orgs import endpoints as org_endpoints
 from grokgate.ratelimits import endpoints as ratelimit_endpoints
 from grokgate.runtime import runtime
 from grokgate.storage import endpoints as storage_endpoints
-from grokgate.upstream.sandbox.app import create_sandbox_app
+from grokgate.upstream.sandbox.app import create_sandbox_app, set_api_key
+from grokgate.upstream.sandbox.secret import sandbox_api_key
 from grokgate.webhooks import endpoints as webhook_endpoints
 
 log = structlog.get_logger(__name__)
@@ -39,11 +41,20 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
 
+    # Mounted on the customer port: no inspection routes, and no key works until the lifespan sets the install's.
+    sandbox = (
+        create_sandbox_app(api_key=secrets.token_urlsafe(32), video_seconds=settings.sandbox_video_seconds)
+        if settings.sandbox_mounted
+        else None
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             async with runtime(settings, metrics, background=settings.run_poller) as services:
                 app.state.services = services
+                if sandbox is not None:
+                    set_api_key(sandbox, await sandbox_api_key(services.db))
                 yield
         finally:
             metrics.process_exited()
@@ -103,8 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    if settings.sandbox_mounted:
-        app.mount("/sandbox", create_sandbox_app(video_seconds=settings.sandbox_video_seconds))
+    if sandbox is not None:
+        app.mount("/sandbox", sandbox)
     return app
 
 

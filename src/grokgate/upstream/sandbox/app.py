@@ -1,9 +1,11 @@
 """The sandbox's HTTP app: xAI's media endpoints as `xai-media-openapi.json` describes them, served by Starlette.
 
 Mounted under `/sandbox` on grokgate's own server (first run), or on its own port (`grokgate sandbox`, and the
-tests that kill the gateway while the sandbox keeps its videos). `GET /_sandbox/requests` lists every call it
-received and `GET /_sandbox/media` the SHA-256 of every file it served, which is how tests check what reached
-"xAI" and what it produced, without patching anything.
+tests that kill the gateway while the sandbox keeps its videos). Mounted, it faces the customer port, so it takes
+only the key the gateway keeps in its database, serves files only through expiring signed links, and has no
+inspection routes. Asked for (`inspect=True`, `grokgate sandbox --inspect`), `GET /_sandbox/requests` lists the
+calls it received and `GET /_sandbox/media` the SHA-256 of every file it holds, which is how tests check what
+reached "xAI" and what it produced, without patching anything.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import base64
 import binascii
 import hashlib
 import random
+import secrets
 import time
 import uuid
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
-from time import monotonic
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,12 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from grokgate.storage import signing
 from grokgate.upstream.sandbox import render
 from grokgate.upstream.sandbox.scenarios import Scenario, parse
+from grokgate.upstream.sandbox.state import Limits, SandboxState, VideoTask
 
 IMAGE_COST_TICKS = 200_000_000  # $0.02
 VIDEO_COST_TICKS_PER_SECOND = 500_000_000  # $0.05
-MEDIA_KEPT = 512
 NOT_JSON = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 
 ImageAspect = Literal[
@@ -81,32 +83,6 @@ class BenchMode:
     video_delay: tuple[float, float] = (1.0, 1.0)
 
 
-@dataclass
-class VideoTask:
-    body: VideoBody
-    scenario: Scenario
-    ready_at: float
-    polls: int = 0
-    media_name: str | None = None
-
-
-@dataclass
-class SandboxState:
-    api_key: str | None
-    video_seconds: float
-    videos: dict[str, VideoTask] = field(default_factory=dict)
-    media: OrderedDict[str, tuple[bytes, str, Scenario]] = field(default_factory=OrderedDict)
-    submits: Counter[str] = field(default_factory=Counter)
-    journal: list[dict[str, Any]] = field(default_factory=list)
-    bench: BenchMode | None = None
-    ready_wall: dict[str, float] = field(default_factory=dict)
-
-    def keep(self, name: str, data: bytes, content_type: str, scenario: Scenario) -> None:
-        self.media[name] = (data, content_type, scenario)
-        while len(self.media) > MEDIA_KEPT:
-            self.media.popitem(last=False)
-
-
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"code": code, "error": message}, status_code=status, headers=headers)
 
@@ -140,9 +116,7 @@ async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | No
     """Faults a submit can meet before any work starts, in the order a real API would hit them."""
     if scenario.hang:
         await asyncio.sleep(scenario.hang)
-    key = prompt or ""
-    state.submits[key] += 1
-    attempt = state.submits[key]
+    attempt = state.count_submit(prompt)
     if attempt <= scenario.ratelimit:
         return _error(429, "rate_limited", "Too many requests", {"Retry-After": "0"})
     if attempt <= scenario.unavailable:
@@ -171,26 +145,50 @@ def _odd_image_answer(scenario: Scenario, n: int) -> JSONResponse | None:
     return None
 
 
+def _authorised(state: SandboxState, authorization: str) -> JSONResponse | None:
+    """xAI's bearer check. Without a configured key (a standalone sandbox started without `--api-key`) any key
+    passes; otherwise only that one, compared in constant time."""
+    scheme, _, presented = authorization.partition(" ")
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
+        return _error(401, "unauthenticated", "No API key provided")
+    if state.api_key is not None and not secrets.compare_digest(presented.encode(), state.api_key.encode()):
+        return _error(401, "unauthenticated", "Incorrect API key provided")
+    return None
+
+
+def set_api_key(app: Starlette, api_key: str) -> None:
+    """Give a mounted sandbox the key the gateway keeps in its database, once the gateway has read it."""
+    sandbox_state: SandboxState = app.state.sandbox
+    sandbox_state.api_key = api_key
+
+
 def create_sandbox_app(
-    *, api_key: str | None = None, video_seconds: float = 3.0, bench: BenchMode | None = None
+    *,
+    api_key: str | None = None,
+    video_seconds: float = 3.0,
+    bench: BenchMode | None = None,
+    inspect: bool = False,
+    limits: Limits | None = None,
 ) -> Starlette:
-    state = SandboxState(api_key=api_key, video_seconds=video_seconds, bench=bench)
+    """`inspect` turns on the journal and the `/_sandbox/*` routes (tests and the benchmark only: they show every
+    caller's prompts). Result files are served only through the expiring signed links the answers carry."""
+    state = SandboxState(api_key=api_key, video_seconds=video_seconds, limits=limits or Limits(), inspect=inspect)
+    file_secret = secrets.token_urlsafe(32)  # files live in this process's memory, so its links need no more
     if bench is not None:
-        state.keep("bench.png", render.render_png("benchmark", "1:1"), "image/png", Scenario())
-        state.keep("bench.mp4", render.render_mp4("benchmark", 1, "1:1"), "video/mp4", Scenario())
+        state.inspect = False  # what is measured is the gateway, not the stand-in's journal
+        state.keep("bench.png", render.render_png("benchmark", "1:1"), "image/png", Scenario(), pinned=True)
+        state.keep("bench.mp4", render.render_mp4("benchmark", 1, "1:1"), "video/mp4", Scenario(), pinned=True)
 
     async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-        authorization = request.headers.get("authorization", "")
-        if not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
-            return _error(401, "unauthenticated", "No API key provided")
-        if state.api_key is not None and authorization[7:].strip() != state.api_key:
-            return _error(400, "invalid_argument", "Incorrect API key provided")
+        refusal = _authorised(state, request.headers.get("authorization", ""))
+        if refusal is not None:
+            return refusal
         try:
             raw = await request.json() if request.method == "POST" else {}
         except ValueError:
             return _error(422, "invalid_argument", "Failed to deserialize the JSON body")
-        if state.bench is None:
-            state.journal.append({"method": request.method, "path": request.url.path, "body": raw})
+        state.record(request.method, request.url.path, raw)
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
@@ -199,7 +197,9 @@ def create_sandbox_app(
             return _error(422, "invalid_argument", f"Failed to deserialize the JSON body: {where}: {first['msg']}")
 
     def media_url(request: Request, name: str) -> str:
-        return str(request.url_for("sandbox_media", name=name))
+        expires = int(time.time() + state.limits.file_ttl)
+        state.linked(name, expires)
+        return f"{request.url_for('sandbox_media', name=name)}?{signing.sign(file_secret, name, expires)}"
 
     async def admit(image: ImageUrl | None, prompt: str | None, cost_ticks: int) -> tuple[Scenario, Response | None]:
         """What every submit goes through: the input image check, then the faults the prompt asks for."""
@@ -223,9 +223,9 @@ def create_sandbox_app(
         odd = _odd_image_answer(scenario, body.n or 1)
         if odd is not None:
             return odd
-        if state.bench is not None:
-            if state.bench.image_delay:
-                await asyncio.sleep(state.bench.image_delay)
+        if bench is not None:
+            if bench.image_delay:
+                await asyncio.sleep(bench.image_delay)
             url = media_url(request, "bench.png")
             item = {"url": url, "mime_type": "image/png", "revised_prompt": ""}
             return JSONResponse({"data": [item], "usage": {"cost_in_usd_ticks": IMAGE_COST_TICKS}})
@@ -253,17 +253,24 @@ def create_sandbox_app(
             return refusal
         request_id = str(uuid.uuid4())
         delay = scenario.delay if scenario.delay is not None else state.video_seconds
-        if state.bench is not None:
-            delay = random.uniform(*state.bench.video_delay)
-            state.ready_wall[request_id] = time.time() + delay
-        state.videos[request_id] = VideoTask(body=body, scenario=scenario, ready_at=monotonic() + delay)
+        if bench is not None:
+            delay = random.uniform(*bench.video_delay)
+        task = VideoTask(
+            prompt=(body.prompt or "image-to-video")[: state.limits.prompt_chars],
+            duration=body.duration or 8,
+            aspect_ratio=body.aspect_ratio,
+            scenario=scenario,
+            ready_at=time.monotonic() + delay,
+            ready_wall=time.time() + delay,
+        )
+        state.add_video(request_id, task)
         return JSONResponse({"request_id": request_id})
 
     async def poll_video(request: Request) -> Response:
         parsed = await parse_body(request, NoBody)
         if isinstance(parsed, Response):
             return parsed
-        task = state.videos.get(request.path_params["request_id"])
+        task = state.video(request.path_params["request_id"])
         if task is None or task.scenario.gone:
             return _error(404, "not_found", "No deferred video found with the given request_id")
         task.polls += 1
@@ -272,8 +279,8 @@ def create_sandbox_app(
             return _error(500, "internal_error", "Internal error")
         if scenario.polljunk:
             return Response(NOT_JSON, media_type="text/html")
-        duration = task.body.duration or 8
-        if scenario.never or monotonic() < task.ready_at:
+        duration = task.duration
+        if scenario.never or time.monotonic() < task.ready_at:
             if scenario.empty202:
                 return Response(status_code=202)
             progress = 0 if scenario.never else min(99, task.polls * 10)
@@ -291,12 +298,10 @@ def create_sandbox_app(
         if scenario.moderate:
             video = {"url": "", "duration": duration, "respect_moderation": False}
             return JSONResponse({"status": "done", "model": "grok-imagine-video", "video": video, "usage": usage})
-        if task.media_name is None and state.bench is not None:
+        if task.media_name is None and bench is not None:
             task.media_name = "bench.mp4"
-        if task.media_name is None:
-            mp4 = await asyncio.to_thread(
-                render.render_mp4, task.body.prompt or "image-to-video", duration, task.body.aspect_ratio
-            )
+        if task.media_name is None or state.file(task.media_name) is None:
+            mp4 = await asyncio.to_thread(render.render_mp4, task.prompt, duration, task.aspect_ratio)
             task.media_name = f"{request.path_params['request_id']}.mp4"
             state.keep(task.media_name, mp4, "video/mp4", scenario)
         video = {"url": media_url(request, task.media_name), "duration": duration, "respect_moderation": True}
@@ -307,43 +312,48 @@ def create_sandbox_app(
         )
 
     async def media(request: Request) -> Response:
-        if state.bench is None:
-            state.journal.append({"method": "GET", "path": request.url.path, "body": None})
-        found = state.media.get(request.path_params["name"])
-        if found is None:
+        name = request.path_params["name"]
+        state.record("GET", request.url.path, None)
+        query = request.query_params
+        if not signing.verify(file_secret, name, query.get("exp"), query.get("sig")):
+            return _error(403, "permission_denied", "This file link is unsigned, altered or expired")
+        found = state.file(name)
+        if found is None or found.scenario.deadurl:
             return _error(404, "not_found", "No such file")
-        data, content_type, scenario = found
-        if scenario.deadurl:
-            return _error(404, "not_found", "No such file")
-        if scenario.slowmedia:
-            await asyncio.sleep(scenario.slowmedia)
-        if scenario.notmedia:
-            return Response(b"<html><body>Access denied</body></html>", media_type=content_type)
-        return Response(data, media_type=content_type)
+        if found.scenario.slowmedia:
+            await asyncio.sleep(found.scenario.slowmedia)
+        if found.scenario.notmedia:
+            return Response(b"<html><body>Access denied</body></html>", media_type=found.content_type)
+        return Response(found.data, media_type=found.content_type)
 
     async def media_list(_: Request) -> Response:
+        state.prune()
         return JSONResponse(
-            {"media": {name: hashlib.sha256(data).hexdigest() for name, (data, _, _) in state.media.items()}}
+            {"media": {name: hashlib.sha256(stored.data).hexdigest() for name, stored in state.files.items()}}
         )
 
     async def video_readiness(_: Request) -> Response:
-        return JSONResponse({"ready": state.ready_wall})
+        return JSONResponse({"ready": {request_id: task.ready_wall for request_id, task in state.videos.items()}})
 
     async def journal(request: Request) -> Response:
         if request.method == "DELETE":
             state.journal.clear()
             return Response(status_code=204)
-        return JSONResponse({"requests": state.journal})
+        return JSONResponse({"requests": list(state.journal)})
 
-    return Starlette(
-        routes=[
-            Route("/v1/images/generations", images, methods=["POST"]),
-            Route("/v1/images/edits", images, methods=["POST"]),
-            Route("/v1/videos/generations", submit_video, methods=["POST"]),
-            Route("/v1/videos/{request_id}", poll_video, methods=["GET"]),
-            Route("/files/{name}", media, methods=["GET"], name="sandbox_media"),
+    routes = [
+        Route("/v1/images/generations", images, methods=["POST"]),
+        Route("/v1/images/edits", images, methods=["POST"]),
+        Route("/v1/videos/generations", submit_video, methods=["POST"]),
+        Route("/v1/videos/{request_id}", poll_video, methods=["GET"]),
+        Route("/files/{name}", media, methods=["GET"], name="sandbox_media"),
+    ]
+    if inspect:
+        routes += [
             Route("/_sandbox/requests", journal, methods=["GET", "DELETE"]),
             Route("/_sandbox/media", media_list, methods=["GET"]),
             Route("/_sandbox/videos", video_readiness, methods=["GET"]),
         ]
-    )
+    app = Starlette(routes=routes)
+    app.state.sandbox = state
+    return app
