@@ -87,7 +87,8 @@ async def test_a_billed_refusal_keeps_xais_cost_for_the_margin(gateway: Gateway,
     job_id = error["details"]["jobId"]
     assert (await job_of(gateway, tenant, job_id))["creditsRefunded"] == 8
     cost = await cost_of(gateway.db_url, job_id)
-    assert cost is not None and cost > 0
+    assert cost is not None
+    assert cost > 0
 
 
 async def test_an_image_whose_url_is_gone_fails_at_once_without_retrying(gateway: Gateway, sandbox: Sandbox) -> None:
@@ -174,7 +175,8 @@ async def test_an_inline_input_image_is_stored_once_and_echoed_as_a_link(gateway
             stored = await session.scalar(select(Job.input).where(Job.id == accepted.json()["jobId"]))
     finally:
         await db.dispose()
-    assert stored is not None and stored["image_url"].startswith("media:")
+    assert stored is not None
+    assert stored["image_url"].startswith("media:")
     await wait_job(gateway.client, tenant, accepted.json()["jobId"])
 
 

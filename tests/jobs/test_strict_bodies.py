@@ -67,13 +67,14 @@ def test_every_field_refuses_every_wrong_json_type(case: tuple[type[BaseModel], 
     assert error.details["field"] == field
 
 
-@given(st.sampled_from(["generate_image", "generate_video"]), JSON_OF_EACH_TYPE["integer"] | st.booleans())
-def test_the_workflow_form_refuses_wrong_types_too(workflow: str, value: Any) -> None:
+@given(st.sampled_from(["generate_image", "generate_video"]), st.booleans() | st.text(max_size=3))
+def test_the_workflow_form_refuses_wrong_types_too(workflow: str, duration: Any) -> None:
+    import json
+
+    body = json.dumps({"workflow": workflow, "input": {"prompt": "x", "duration": duration}})
     with pytest.raises(ValidationError) as refused:
-        GenericJobRequest.model_validate_json(
-            '{"workflow": "%s", "input": {"prompt": "x", "duration": %s}}' % (workflow, str(value).lower())
-        ) if isinstance(value, bool) else GenericJobRequest.model_validate({"workflow": value, "input": {}})
-    assert from_validation_errors(list(refused.value.errors())).status == 400
+        GenericJobRequest.model_validate_json(body)
+    assert from_validation_errors(list(refused.value.errors())).details["field"] == "input.duration"
 
 
 @pytest.mark.parametrize(
