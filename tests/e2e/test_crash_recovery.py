@@ -28,10 +28,12 @@ def spawn(db_url: str, sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Callab
         env = gateway_env(
             db_url,
             sandbox.url,
-            GROKGATE_POLL_INTERVAL="0.1",
-            GROKGATE_JOB_LEASE="1",
-            GROKGATE_UPSTREAM_BACKOFF="0.01",
-            **{f"GROKGATE_{key.upper()}": value for key, value in settings.items()},
+            **{
+                "GROKGATE_POLL_INTERVAL": "0.1",
+                "GROKGATE_JOB_LEASE": "1",
+                "GROKGATE_UPSTREAM_BACKOFF": "0.01",
+                **{f"GROKGATE_{key.upper()}": value for key, value in settings.items()},
+            },
         )
         process = await GatewayProcess(env, tmp_path / "gateway.log").start()
         started.append(process)

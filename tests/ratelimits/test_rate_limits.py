@@ -71,7 +71,7 @@ async def test_account_endpoints(gateway_factory: Callable[..., Any]) -> None:
         assert organization["creditsRemaining"] == 492
         limits = (await gw.client.get("/api/v1/account/rate-limits", headers=tenant.headers)).json()
         assert limits["plan"] == "default"
-        assert limits["limits"] == {"rpm": 600, "rph": 10_000, "rpd": 100_000, "concurrent": 100}
+        assert limits["limits"] == {"rpm": 600, "rph": 10_000, "rpd": 100_000, "concurrent": 100, "waiters": 20}
         assert limits["usage"]["minute"] >= 4
         assert set(limits["usage"]) == {"minute", "hour", "day"}
         assert limits["timestamp"]

@@ -112,7 +112,7 @@ async def test_job_media_links_are_for_the_owner_only(gateway: Gateway) -> None:
     assert (response.status_code, response.json()["code"]) == (404, "JOB_NOT_FOUND")
 
 
-@pytest.mark.parametrize(("marker", "code"), [("deadurl", "RESULT_UNAVAILABLE"), ("notmedia", "RESULT_INVALID")])
+@pytest.mark.parametrize(("marker", "code"), [("deadurl", "RESULT_GONE"), ("notmedia", "RESULT_INVALID")])
 async def test_image_whose_result_cannot_be_kept_is_refunded(gateway: Gateway, marker: str, code: str) -> None:
     tenant = await gateway.tenant(credits=8)
     response = await gateway.generate(tenant, {"prompt": f"lost [sandbox:{marker}]", "model": "text-to-image"})
@@ -123,7 +123,7 @@ async def test_image_whose_result_cannot_be_kept_is_refunded(gateway: Gateway, m
     assert jobs[0]["creditsRefunded"] == 8
 
 
-@pytest.mark.parametrize(("marker", "code"), [("deadurl", "RESULT_UNAVAILABLE"), ("notmedia", "RESULT_INVALID")])
+@pytest.mark.parametrize(("marker", "code"), [("deadurl", "RESULT_GONE"), ("notmedia", "RESULT_INVALID")])
 async def test_video_whose_result_cannot_be_kept_is_refunded(
     gateway_factory: Callable[..., Any], marker: str, code: str
 ) -> None:
