@@ -32,7 +32,8 @@ from grokgate.metrics import Metrics
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
-from grokgate.storage.service import signing_secret, sweep_expired
+from grokgate.storage.retention import ObjectClaims, sweep_expired
+from grokgate.storage.service import signing_secret
 from grokgate.storage.store import MediaStore, open_store
 from grokgate.upstream.sandbox.secret import sandbox_api_key
 from grokgate.upstream.xai import XaiUpstream
@@ -74,6 +75,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         Limits(image_bytes=settings.max_result_image_bytes, video_bytes=settings.max_result_video_bytes),
         settings.data_dir / "tmp",
         timeout=settings.upstream_timeout,
+        claims=ObjectClaims(db),
     )
     finishing = Finishing(
         links=MediaLinks(

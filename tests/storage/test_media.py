@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +16,7 @@ from PIL import Image
 
 from grokgate.db.engine import Database
 from grokgate.storage import signing
-from grokgate.storage.service import sweep_expired
+from grokgate.storage.retention import sweep_expired
 from grokgate.storage.store import MediaStore, open_store
 from tests.conftest import Gateway, Sandbox
 from tests.support import wait_job
@@ -184,28 +184,14 @@ def test_signatures() -> None:
     assert not signing.verify("k", "med_2", token["exp"][0], token["sig"][0], now=1_000_000)
     assert not signing.verify("k", "med_1", token["exp"][0], token["sig"][0], now=expires + 1)
     assert not signing.verify("k", "med_1", "soon", token["sig"][0], now=1_000_000)
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3-compatible server (moto's standalone server) on loopback, with one bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="grokgate-media")
-    yield "s3://grokgate-media/results"
-    server.stop()
+    for exp, sig in (
+        ("\u00b2", token["sig"][0]),  # a digit to str.isdigit(), not to int()
+        ("9" * 5000, token["sig"][0]),  # more digits than int() converts
+        ("0" + token["exp"][0], token["sig"][0]),  # the same number, not the form that was signed
+        (token["exp"][0], "\u00e9" * 40),  # hmac.compare_digest raises on non-ASCII text
+        (token["exp"][0], token["sig"][0].upper()),
+    ):
+        assert not signing.verify("k", "med_1", exp, sig, now=1_000_000), (exp[:20], sig)
 
 
 async def test_video_in_s3_is_served_the_same_way(gateway_factory: Callable[..., Any], s3: str) -> None:
@@ -248,7 +234,7 @@ async def test_store_writes_are_all_or_nothing(tmp_path: Any) -> None:
     await store.put_bytes("ab/object.bin", b"x" * 1000)
     files = sorted(path.name for path in (tmp_path / "media" / "ab").iterdir())
     assert files == ["object.bin"]  # no staging file left behind
-    chunks = [chunk async for chunk in store.stream("ab/object.bin", 10, 20)]
+    chunks = [chunk async for chunk in await store.open("ab/object.bin", 10, 20)]
     assert b"".join(chunks) == b"x" * 10
     await store.delete("ab/object.bin")
     assert not await store.exists("ab/object.bin")

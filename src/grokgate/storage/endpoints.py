@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -19,6 +20,7 @@ from grokgate.storage.models import Media
 from grokgate.storage.service import job_media
 
 router = APIRouter(tags=["media"])
+log = structlog.get_logger(__name__)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -57,7 +59,17 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         206: {"description": "Partial content (a Range was asked for)"},
         302: {"description": "Redirect to a presigned object-store URL (S3 storage with presigning on)"},
         304: {"description": "Not modified (If-None-Match matched the ETag)"},
-        **errors(403, 404, 410, 416, 503, says={403: "INVALID_SIGNATURE", 404: "NOT_FOUND"}),
+        **errors(
+            403,
+            404,
+            410,
+            416,
+            503,
+            says={
+                403: "INVALID_SIGNATURE",
+                404: "NOT_FOUND (no such media) or MEDIA_MISSING (its stored bytes cannot be found)",
+            },
+        ),
     },
 )
 async def media(
@@ -68,7 +80,8 @@ async def media(
 ) -> Response:
     services = services_of(request)
     links = services.jobs.finishing.links
-    if not signing.verify(links.secret, mediaId, exp, sig):
+    expires = signing.parse_expiry(exp)
+    if expires is None or not signing.verify(links.secret, mediaId, exp, sig):
         raise ApiError(403, "INVALID_SIGNATURE", "This media link is invalid or has expired")
     async with services.db.reader() as session:
         row = await session.get(Media, mediaId)
@@ -78,14 +91,16 @@ async def media(
         raise ApiError(410, "MEDIA_EXPIRED", f"Media {mediaId} passed its retention period and was deleted")
     store = services.media_store
     if services.settings.storage_presign and store.is_s3:
-        presigned = await store.presign(row.key, max(60.0, int(exp or 0) - time.time()))
+        if not await store.exists(row.key):
+            raise _missing(row)
+        presigned = await store.presign(row.key, max(60.0, expires - time.time()))
         if presigned:
             return RedirectResponse(presigned, status_code=302)
     etag = f'"{row.sha256}"'
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": f"private, max-age={max(0, int(exp or 0) - int(time.time()))}",
+        "Cache-Control": f"private, max-age={max(0, expires - int(time.time()))}",
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
@@ -100,9 +115,17 @@ async def media(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{row.size}"
     if end == start:
         return Response(status_code=status, headers=headers, media_type=row.content_type)
-    return StreamingResponse(
-        store.stream(row.key, start, end), status_code=status, headers=headers, media_type=row.content_type
-    )
+    try:
+        body = await store.open(row.key, start, end)
+    except FileNotFoundError:
+        raise _missing(row) from None
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=row.content_type)
+
+
+def _missing(row: Media) -> ApiError:
+    """A live media row whose object is gone: never expected, so it is logged as the loss it is."""
+    log.error("media.object_missing", media_id=row.id, key=row.key, job_id=row.job_id)
+    return ApiError(404, "MEDIA_MISSING", f"The stored bytes of media {row.id} cannot be found", {"mediaId": row.id})
 
 
 @router.get(

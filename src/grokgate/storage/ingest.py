@@ -1,7 +1,9 @@
 """Copying a result from xAI's temporary URL into our store, checked and measured, before anyone is told of it.
 
 The download streams to a temporary file (never the whole video in memory), hashing as it goes; the object key is
-the SHA-256, so a retry after a crash writes the same object again instead of a second copy.
+the SHA-256, so a retry after a crash writes the same object again instead of a second copy. Before relying on an
+object (written now or found already there) the ingest claims it, so that the retention sweeper cannot delete it
+before the job's media row is committed (`grokgate.storage.retention`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +23,7 @@ from obstore.exceptions import BaseError as ObstoreError
 
 from grokgate.storage import probe
 from grokgate.storage.probe import NotMedia
+from grokgate.storage.retention import ObjectClaims
 from grokgate.storage.store import MediaStore
 from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed, StoredMedia
 
@@ -77,8 +81,19 @@ def inline_image(url: str) -> InlineImage | None:
 
 
 class Ingestor:
-    def __init__(self, store: MediaStore, limits: Limits, scratch: Path, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        store: MediaStore,
+        limits: Limits,
+        scratch: Path,
+        *,
+        timeout: float = 120.0,
+        claims: ObjectClaims | None = None,
+    ) -> None:
+        """`claims` is what keeps the retention sweeper off the objects this ingest relies on; only a store that no
+        sweeper ever runs on may do without."""
         self.store = store
+        self.claims = claims
         self.limits = limits
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
@@ -123,11 +138,18 @@ class Ingestor:
             raise MediaUnavailable(f"downloading the result failed: {exc}") from exc
         return digest.hexdigest(), size
 
+    async def _keep(self, key: str, put: Callable[[], Awaitable[None]]) -> None:
+        """Claim `key`, then write it unless it is already there: in that order, or the sweeper may delete an
+        object found present before the job that now shares it is committed."""
+        if self.claims is not None:
+            await self.claims.claim(key)
+        if not await self.store.exists(key):
+            await put()
+
     async def keep(self, image: InlineImage) -> None:
         """Store a customer's input image (once: the key is its hash)."""
         try:
-            if not await self.store.exists(image.media.key):
-                await self.store.put_bytes(image.media.key, image.data)
+            await self._keep(image.media.key, lambda: self.store.put_bytes(image.media.key, image.data))
         except (OSError, ObstoreError) as exc:
             raise StorageFailed(f"storing the input image failed: {exc!r}") from exc
 
@@ -151,8 +173,7 @@ class Ingestor:
             except NotMedia as exc:
                 raise MediaRejected(str(exc)) from exc
             key = f"{sha[:2]}/{sha}.{measured.extension}"
-            if not await self.store.exists(key):
-                await self.store.put_file(key, path)
+            await self._keep(key, lambda: self.store.put_file(key, path))
             stored = [
                 StoredMedia(
                     role=kind,
@@ -169,8 +190,7 @@ class Ingestor:
                 poster = await asyncio.to_thread(probe.poster_jpeg, path)
                 poster_sha = hashlib.sha256(poster).hexdigest()
                 poster_key = f"{poster_sha[:2]}/{poster_sha}.jpg"
-                if not await self.store.exists(poster_key):
-                    await self.store.put_bytes(poster_key, poster)
+                await self._keep(poster_key, lambda: self.store.put_bytes(poster_key, poster))
                 stored.append(
                     StoredMedia(
                         role="poster",

@@ -32,6 +32,16 @@ class Media(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class MediaObject(Base):
+    """One row per stored object: when an ingest last relied on it. The row is also the lock that the retention
+    sweeper and an ingest take in turn on the same object (see `grokgate.storage.retention`)."""
+
+    __tablename__ = "media_objects"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ServerSecret(Base):
     """Secrets the server makes for itself (the media link key), shared by every process through the database."""
 

@@ -1,21 +1,14 @@
-"""Media bookkeeping: the signing key, reading a job's media, and the retention sweep."""
+"""Media bookkeeping: the signing key and reading a job's media (the retention sweep is in `retention`)."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 
-import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
-from grokgate.jobs.models import Job
 from grokgate.storage.models import Media, ServerSecret
-from grokgate.storage.store import MediaStore
-
-log = structlog.get_logger(__name__)
 
 
 async def signing_secret(db: Database, configured: str | None) -> str:
@@ -40,34 +33,3 @@ async def job_media(db: Database, job_id: str) -> list[Media]:
     async with db.reader() as session:
         rows = await session.scalars(select(Media).where(Media.job_id == job_id).order_by(Media.created_at))
         return list(rows.all())
-
-
-async def sweep_expired(db: Database, store: MediaStore, *, now: datetime | None = None, batch: int = 200) -> int:
-    """Delete media past retention: the object (unless a live row still shares its bytes), then mark the row and
-    the job. Safe to run in several processes at once: every step is idempotent."""
-    moment = now or utcnow()
-    async with db.reader() as session:
-        expired = list(
-            (
-                await session.scalars(
-                    select(Media).where(Media.deleted_at.is_(None), Media.expires_at < moment).limit(batch)
-                )
-            ).all()
-        )
-    for row in expired:
-        async with db.reader() as session:
-            shared = await session.scalar(
-                select(Media.id).where(
-                    Media.key == row.key, Media.id != row.id, Media.deleted_at.is_(None), Media.expires_at >= moment
-                )
-            )
-        if shared is None:
-            await store.delete(row.key)
-        async with db.transaction() as session:
-            await session.execute(update(Media).where(Media.id == row.id).values(deleted_at=moment))
-            job = await session.get(Job, row.job_id)
-            if job is not None and job.output is not None and not job.output.get("expired"):
-                job.output = {**job.output, "expired": True}
-    if expired:
-        log.info("media.swept", count=len(expired))
-    return len(expired)

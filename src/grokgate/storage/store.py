@@ -60,11 +60,18 @@ class MediaStore:
             return False
         return True
 
-    async def stream(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes `start` to `end` (exclusive), in chunks, never the whole object in memory."""
+    async def open(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive), in chunks, never the whole object in memory.
+
+        The object is opened here, before the caller sends any header: a missing object raises
+        FileNotFoundError while a clean error can still be answered, not halfway through a 200."""
         result = await obstore.get_async(self.store, key, options={"range": (start, end)})
-        async for chunk in result.stream(min_chunk_size=256 * 1024):
-            yield bytes(chunk)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in result.stream(min_chunk_size=256 * 1024):
+                yield bytes(chunk)
+
+        return chunks()
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
