@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
-from tests.support import BACKEND, make_images, make_tenant, wait_for, wait_job
+from tests.support import BACKEND, make_tenant, wait_for, wait_job
 
 pytestmark = pytest.mark.e2e
 
@@ -75,12 +75,65 @@ async def test_api_only_server_and_a_separate_worker(
         assert worker.wait(timeout=20) == 0
 
 
+def _worker_answering(parent: int, server_port: int, client_port: int) -> int | None:
+    """The child of `parent` holding the server end of the connection from `client_port`: who answered it."""
+    import psutil
+
+    for child in psutil.Process(parent).children(recursive=True):
+        try:
+            held = child.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        for conn in held:
+            if conn.laddr and conn.laddr.port == server_port and conn.raddr and conn.raddr.port == client_port:
+                return child.pid
+    return None
+
+
+async def _on_new_connection(
+    parent: int, port: int, method: str, path: str, **kwargs: Any
+) -> tuple[int | None, httpx.Response]:
+    """One request on a connection of its own, and the worker process that answered it (read from the kernel's
+    table of open connections while the connection is still kept alive)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        response = await client.request(method, path, **kwargs)
+        client_port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+        return await asyncio.to_thread(_worker_answering, parent, port, client_port), response
+
+
+async def _until_each_worker_answers(
+    proc: Any, port: int, workers: int, method: str, path: str, log: Path, *, at_least: int = 1, **kwargs: Any
+) -> dict[int, list[httpx.Response]]:
+    """Keep opening new connections (a few at once, so that the kernel hands them to every process) until
+    `workers` different processes have each answered `at_least` requests; bounded, so a worker that never serves
+    fails the test with the server's log."""
+    answers: dict[int, list[httpx.Response]] = {}
+    deadline = time.monotonic() + 90
+    while len(answers) < workers or any(len(got) < at_least for got in answers.values()):
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not every worker answered {path}: {sorted(answers)}\n{log.read_text()[-3000:]}")
+        try:
+            batch = await asyncio.gather(
+                *(_on_new_connection(proc.pid, port, method, path, **kwargs) for _ in range(4))
+            )
+        except httpx.TransportError:  # not listening yet
+            await asyncio.sleep(0.1)
+            continue
+        for pid, response in batch:
+            if pid is not None:
+                answers.setdefault(pid, []).append(response)
+    return answers
+
+
 async def test_several_workers_share_one_port_and_one_metrics_view(
     env: dict[str, str], tmp_path: Path, db_url: str
 ) -> None:
     """Two API processes on one port; whichever answers a scrape reports what both did (multiprocess mode)."""
     import subprocess
 
+    import psutil
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.support import free_port
@@ -90,39 +143,54 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
     shared = tmp_path / "metrics"
     (shared / "stale").mkdir(parents=True)
     (shared / "counter_99999.db").write_bytes(b"left by an earlier run")  # must be cleared, not added in
-    log = (tmp_path / "workers.log").open("ab")
+    log_path = tmp_path / "workers.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen(
         [GROKGATE, "serve", "--workers", "2", "--port", str(port)],
         env={**env, "PROMETHEUS_MULTIPROC_DIR": str(shared)},
         stdout=log,
         stderr=log,
     )
+    workers: set[int] = set()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            assert await make_images(client, tenant, 10) == [200] * 10
-            route = {"route": "/api/v1/models/grok-imagine", "status": "200"}
-            for _ in range(6):  # new connections: the kernel hands them to either process
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as scraper:
-                    text = (await scraper.get("/metrics")).text
+        ready = await _until_each_worker_answers(proc, port, 2, "GET", "/readyz", log_path)
+        assert {response.status_code for got in ready.values() for response in got} == {200}
+        workers = set(ready)
+        # Images served by each of the two processes, then a scrape answered by each of them.
+        images = await _until_each_worker_answers(
+            proc,
+            port,
+            2,
+            "POST",
+            "/api/v1/models/grok-imagine",
+            log_path,
+            at_least=2,
+            json={"prompt": "shared view", "model": "text-to-image"},
+            headers=tenant.headers,
+        )
+        assert set(images) == workers
+        statuses = [response.status_code for got in images.values() for response in got]
+        assert statuses == [200] * len(statuses)
+        route = {"route": "/api/v1/models/grok-imagine", "status": "200"}
+        scrapes = await _until_each_worker_answers(proc, port, 2, "GET", "/metrics", log_path)
+        assert set(scrapes) == workers
+        for pid, answered in scrapes.items():
+            for scrape in answered:
                 counted = [
                     sample.value
-                    for family in text_string_to_metric_families(text)
+                    for family in text_string_to_metric_families(scrape.text)
                     for sample in family.samples
                     if sample.name == "grokgate_http_requests_total" and sample.labels == route
                 ]
-                assert counted == [10]
-            writers = {path.name.rsplit("_", 1)[1] for path in shared.glob("counter_*.db")}
-            assert len(writers) == 2, f"both processes write their counters: {sorted(writers)}"
+                assert counted == [len(statuses)], f"process {pid} reports {counted}, both served {len(statuses)}"
+        writers = {path.name.rsplit("_", 1)[1].removesuffix(".db") for path in shared.glob("counter_*.db")}
+        assert writers == {str(pid) for pid in workers}, "each worker writes its own counters; stale ones are gone"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    assert "Started parent process" in (tmp_path / "workers.log").read_text() or proc.returncode == 0
+    # SIGTERM stops the whole group: the manager exits cleanly and takes its workers with it.
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers)
 
 
 async def test_sigterm_finishes_in_flight_requests_then_exits(db_url: str, env: dict[str, str], tmp_path: Path) -> None:
