@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -24,7 +25,7 @@ from grokgate.storage.links import MediaLinks
 from grokgate.storage.store import MediaStore, open_store
 from grokgate.upstream.xai import XaiUpstream
 from tests.conftest import SANDBOX_KEY, Sandbox, gateway_settings
-from tests.support import make_tenant
+from tests.support import make_tenant, wait_for
 
 
 @pytest.fixture
@@ -49,6 +50,13 @@ async def parts(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     finishing = Finishing(MediaLinks("secret", "http://gateway.test", 3600), timedelta(days=1))
     yield {"ingestor": ingestor, "finishing": finishing}
     await ingestor.aclose()
+
+
+async def video_done(sandbox: Sandbox, request_id: str) -> bool:
+    """Whether the sandbox (as xAI would, to whoever polls it) says the video is finished."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {SANDBOX_KEY}"}) as client:
+        answer = await client.get(f"{sandbox.url}/v1/videos/{request_id}")
+    return answer.status_code == 200 and answer.json().get("status") == "done"
 
 
 def video_spec(prompt: str = "v") -> GenerationSpec:
@@ -105,11 +113,7 @@ async def test_two_pollers_finish_every_job_exactly_once(
         return all(job is not None and job.status in ("completed", "failed") for job in jobs)
 
     try:
-        for _ in range(400):
-            if await all_done():
-                break
-            await asyncio.sleep(0.05)
-        assert await all_done()
+        await wait_for(all_done, timeout=30, what="both pollers to end every job")
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -161,7 +165,12 @@ async def test_a_poll_whose_poller_died_is_taken_over(
     assert [job.id for job in claimed] == [result.id]
     survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor", **parts)
     assert await survivor.round() == 0
-    await asyncio.sleep(0.6)  # the sandbox finishes the video after 0.3 s; the dead lease ends after 0.2 s
+    # Wait for the two things the take-over needs: the dead poller's lease ends, and xAI has the video.
+    lease_end = claimed[0].lease_expires_at
+    assert lease_end is not None
+    await wait_for(lambda: utcnow() > lease_end, what="the dead poller's lease to end")
+    assert result.external_job_id is not None
+    await wait_for(lambda: video_done(sandbox, result.external_job_id), what="the sandbox to finish the video")
     assert await survivor.round() == 1
     async with db.reader() as session:
         row = await session.get(Job, result.id)

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Gateway, Sandbox
+from tests.conftest import SANDBOX_KEY, Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
 from tests.support import BACKEND, make_tenant, wait_for, wait_job
 
@@ -46,8 +46,15 @@ async def processes() -> AsyncIterator[list[Any]]:
             item.wait(timeout=20)
 
 
+async def video_done(sandbox: Sandbox, request_id: str) -> bool:
+    """Whether the sandbox (as xAI would, to whoever polls it) says the video is finished."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {SANDBOX_KEY}"}) as client:
+        answer = await client.get(f"{sandbox.url}/v1/videos/{request_id}")
+    return answer.status_code == 200 and answer.json().get("status") == "done"
+
+
 async def test_api_only_server_and_a_separate_worker(
-    db_url: str, env: dict[str, str], tmp_path: Path, processes: list[Any]
+    db_url: str, env: dict[str, str], tmp_path: Path, processes: list[Any], sandbox: Sandbox
 ) -> None:
     import subprocess
 
@@ -55,12 +62,14 @@ async def test_api_only_server_and_a_separate_worker(
     api = await GatewayProcess({**env, "GROKGATE_RUN_POLLER": "false"}, tmp_path / "api.log").start()
     processes.append(api)
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
-        job_id = (
+        submitted = (
             await client.post(
                 "/api/v1/models/grok-imagine", json={"prompt": "split", "duration": 1}, headers=tenant.headers
             )
-        ).json()["jobId"]
-        await asyncio.sleep(1.0)  # the sandbox finished after 0.3 s, but no process polls yet
+        ).json()
+        job_id = submitted["jobId"]
+        await wait_for(lambda: video_done(sandbox, submitted["externalJobId"]), what="the sandbox to finish the video")
+        # The video is ready upstream, but no process polls yet.
         assert (await client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).json()["status"] == "pending"
         log = (tmp_path / "worker.log").open("ab")
         worker = subprocess.Popen([GROKGATE, "worker"], env=env, stdout=log, stderr=log)
@@ -193,7 +202,9 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers)
 
 
-async def test_sigterm_finishes_in_flight_requests_then_exits(db_url: str, env: dict[str, str], tmp_path: Path) -> None:
+async def test_sigterm_finishes_in_flight_requests_then_exits(
+    db_url: str, env: dict[str, str], tmp_path: Path, sandbox: Sandbox
+) -> None:
     tenant = await make_tenant(db_url)
     server = await GatewayProcess({**env, "GROKGATE_SHUTDOWN_GRACE": "10"}, tmp_path / "g.log").start()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -204,7 +215,8 @@ async def test_sigterm_finishes_in_flight_requests_then_exits(db_url: str, env: 
                 headers=tenant.headers,
             )
         )
-        await asyncio.sleep(0.3)
+        # In flight: the gateway has asked the sandbox, which holds its answer for a second.
+        await wait_for(lambda: sandbox.requests("/v1/images"), what="the request to reach the sandbox")
         assert server.proc is not None
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
