@@ -88,6 +88,8 @@ async def _expire_rows(db: Database, moment: datetime, batch: int) -> int:
                 update(Media).where(Media.id == row.id, Media.deleted_at.is_(None)).values(deleted_at=moment)
             )
             await session.execute(_insert(db).values(key=row.key, claimed_at=row.created_at).on_conflict_do_nothing())
+            if row.role == "input":
+                continue  # a customer's input image: its going says nothing of the job's result
             job = await session.get(Job, row.job_id)
             if job is not None and job.output is not None and not job.output.get("expired"):
                 job.output = {**job.output, "expired": True}
