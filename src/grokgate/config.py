@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from grokgate.catalogue.catalogue import Catalogue
+from grokgate.catalogue.catalogue import load as load_catalogue
 from grokgate.ratelimits.plans import DEFAULT_PLANS, Plan, parse_plans
 from grokgate.webhooks.schedule import DEFAULT_SCHEDULE, parse_schedule
 
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     video_deadline: float = 3600.0
     """Seconds after submission at which a video xAI never finished is failed and refunded."""
 
+    catalogue_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("GROKGATE_CATALOGUE", "catalogue_file")
+    )
+    """A JSON catalogue of sub-models, fields and price rules replacing the shipped one (`catalogue/default.json`)."""
     prices: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     max_image_url_bytes: int = 20 * 1024 * 1024
 
@@ -154,6 +160,22 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return async_database_url(value)
+
+    _catalogue: Catalogue | None = PrivateAttr(default=None)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """What is sold: the catalogue file (validated once, at start-up), with `GROKGATE_PRICES` on top."""
+        assert self._catalogue is not None
+        return self._catalogue
+
+    @model_validator(mode="after")
+    def _load_catalogue(self) -> Settings:
+        table = load_catalogue(self.catalogue_file)
+        if "prices" in self.model_fields_set:
+            table = table.with_prices(self.prices)
+        self._catalogue = table
+        return self
 
     @model_validator(mode="after")
     def _choose_upstream(self) -> Settings:

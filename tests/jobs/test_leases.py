@@ -76,7 +76,7 @@ async def test_a_download_longer_than_the_lease_is_done_once(
     )
     spec = GenerationSpec(
         kind="video", model="text-to-video", prompt="slow [sandbox:delay=0.1] [sandbox:slowmedia=2.5]",
-        image_url=None, aspect_ratio=None, duration=1,
+        image_url=None, aspect_ratio=None, duration=1, xai_model="grok-imagine-video", price=150,
     )  # fmt: skip
     job = await service.start(Caller(org_id=tenant.org_id, key_id=tenant.key_id), spec)
     await ingestor.aclose()

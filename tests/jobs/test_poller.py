@@ -61,8 +61,9 @@ async def video_done(sandbox: Sandbox, request_id: str) -> bool:
 
 def video_spec(prompt: str = "v") -> GenerationSpec:
     return GenerationSpec(
-        kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1
-    )
+        kind="video", model="text-to-video", prompt=prompt, image_url=None, aspect_ratio=None, duration=1,
+        xai_model="grok-imagine-video", price=150,
+    )  # fmt: skip
 
 
 async def test_concurrent_claims_are_disjoint(

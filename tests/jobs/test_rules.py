@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from grokgate.catalogue.catalogue import load
 from grokgate.errors import ApiError
 from grokgate.jobs import states
 from grokgate.jobs.schemas import GenerateRequest
@@ -13,19 +14,23 @@ from grokgate.jobs.spec import build_spec
 from grokgate.upstream.base import VideoPoll
 from grokgate.upstream.xai import poll_from_body
 
+CATALOGUE = load()
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 
 
 def spec(**body: object) -> object:
-    return build_spec(GenerateRequest.model_validate(body), max_image_url_bytes=10_000)
+    return build_spec(GenerateRequest.model_validate(body), max_image_url_bytes=10_000, catalogue=CATALOGUE)
 
 
 def test_defaults_follow_the_seed() -> None:
-    video = build_spec(GenerateRequest.model_validate({"prompt": " hi "}), max_image_url_bytes=10)
+    video = build_spec(GenerateRequest.model_validate({"prompt": " hi "}), max_image_url_bytes=10, catalogue=CATALOGUE)
     assert (video.kind, video.model, video.duration, video.prompt) == ("video", "text-to-video", 6, "hi")
     image = build_spec(
-        GenerateRequest.model_validate({"prompt": "hi", "model": "text-to-image"}), max_image_url_bytes=10
+        GenerateRequest.model_validate({"prompt": "hi", "model": "text-to-image"}),
+        max_image_url_bytes=10,
+        catalogue=CATALOGUE,
     )
     assert (image.kind, image.duration) == ("image", None)
     assert image.echo() == {"model": "text-to-image", "prompt": "hi"}
@@ -35,6 +40,7 @@ def test_image_to_video_prompt_is_optional() -> None:
     result = build_spec(
         GenerateRequest.model_validate({"model": "image-to-video", "image_url": "https://x.test/a.png"}),
         max_image_url_bytes=100,
+        catalogue=CATALOGUE,
     )
     assert result.prompt is None
     assert result.echo() == {"model": "image-to-video", "image_url": "https://x.test/a.png", "duration": 6}

@@ -93,7 +93,9 @@ async def _create(
     answer: Callable[[Job, bool], tuple[int, dict[str, Any]]],
 ) -> JSONResponse:
     services = services_of(request)
-    spec = build_spec(body, max_image_url_bytes=services.settings.max_image_url_bytes)
+    spec = build_spec(
+        body, max_image_url_bytes=services.settings.max_image_url_bytes, catalogue=services.settings.catalogue
+    )
     if body.webhookUrl is not None:
         await check_webhook_url(body.webhookUrl, allow_private=services.settings.webhook_allow_private)
     wait = preferred_wait(request.headers.get("prefer"), most=services.settings.max_wait_seconds)
@@ -175,7 +177,8 @@ async def create_job(request: Request, caller: Generate) -> JSONResponse:
     generic, body_hash = await _parse(request, GenericJobRequest)
     try:
         body = generic.as_generate_request()
-        build_spec(body, max_image_url_bytes=services_of(request).settings.max_image_url_bytes)
+        settings = services_of(request).settings
+        build_spec(body, max_image_url_bytes=settings.max_image_url_bytes, catalogue=settings.catalogue)
     except ApiError as exc:
         field = exc.details.get("field")
         if field and field != "webhookUrl":

@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from grokgate.catalogue.catalogue import load as load_catalogue
+
+SHIPPED = load_catalogue()
+"""The shipped catalogue: what the OpenAPI document lists (an operator's own file is checked at run time)."""
 SubModel = Literal["text-to-video", "text-to-image", "image-to-video"]
+"""The seed's sub-models (the workflow form maps onto these); the model endpoint takes any of the catalogue's."""
 AspectRatio = Literal["16:9", "9:16", "4:3", "3:4", "1:1", "3:2", "2:3"]
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
@@ -67,7 +72,12 @@ class GenerateRequest(BaseModel):
         max_length=5000,
         description="Text description. Required for text-to-video and text-to-image (max 5000 chars).",
     )
-    model: SubModel = Field(default="text-to-video", description="Sub-model; default text-to-video.")
+    model: str = Field(
+        default="text-to-video",
+        max_length=64,
+        json_schema_extra={"enum": list(SHIPPED.sub_models)},
+        description="Sub-model; default text-to-video. `GET /api/v1/models` lists them with their fields and prices.",
+    )
     image_url: str | None = Field(
         default=None,
         json_schema_extra={"pattern": IMAGE_URL_PATTERN},
@@ -87,11 +97,45 @@ class GenerateRequest(BaseModel):
         json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
         description="Receives job.completed / job.failed / job.cancelled. Must resolve to a public address.",
     )
+    resolution: str | None = Field(
+        default=None,
+        max_length=16,
+        description="Images `1k`/`2k`; videos `480p` (default), `720p`, `1080p` where the model has it.",
+    )
+    n: int | None = Field(default=None, ge=1, le=10, description="Images per request (1-10), each charged.")
+    image_urls: list[str] | None = Field(
+        default=None, min_length=1, max_length=3, description="Up to 3 source images for a multi-image edit."
+    )
+    video_url: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The source video of video-edit / video-extend: an http(s) URL, or a link to one of your results.",
+    )
+    quality: str | None = Field(
+        default=None,
+        max_length=16,
+        json_schema_extra={"enum": ["low", "medium"]},
+        description="Where the model takes it: `low`, `medium`.",
+    )
 
     @field_validator("image_url")
     @classmethod
     def _image_url(cls, value: str | None) -> str | None:
         return None if value is None else check_image_url(value)
+
+    @field_validator("image_urls")
+    @classmethod
+    def _image_urls(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [check_image_url(url) for url in value]
+
+    @field_validator("video_url")
+    @classmethod
+    def _video_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("data:"):
+            raise PydanticCustomError("invalid_url", "must be an http(s) URL")
+        return check_image_url(value)
 
 
 class GenericInput(BaseModel):
@@ -102,11 +146,20 @@ class GenericInput(BaseModel):
     aspect_ratio: AspectRatio | None = None
     image_url: str | None = Field(default=None, json_schema_extra={"pattern": IMAGE_URL_PATTERN})
     duration: int | None = Field(default=None, ge=1, le=15)
+    resolution: str | None = Field(default=None, max_length=16)
+    n: int | None = Field(default=None, ge=1, le=10)
+    image_urls: list[str] | None = Field(default=None, min_length=1, max_length=3)
+    quality: str | None = Field(default=None, max_length=16)
 
     @field_validator("image_url")
     @classmethod
     def _image_url(cls, value: str | None) -> str | None:
         return None if value is None else check_image_url(value)
+
+    @field_validator("image_urls")
+    @classmethod
+    def _image_urls(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [check_image_url(url) for url in value]
 
 
 class GenericJobRequest(BaseModel):
@@ -131,6 +184,10 @@ class GenericJobRequest(BaseModel):
             aspect_ratio=data.aspect_ratio,
             duration=data.duration,
             webhookUrl=self.webhookUrl,
+            resolution=data.resolution,
+            n=data.n,
+            image_urls=data.image_urls,
+            quality=data.quality,
         )
 
 

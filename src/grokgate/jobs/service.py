@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import structlog
 
 from grokgate.billing import ledger
-from grokgate.billing.pricing import price_of, upstream_list_cost
+from grokgate.billing.pricing import upstream_list_cost
 from grokgate.config import Settings
 from grokgate.db.base import new_id, utcnow
 from grokgate.db.engine import Database
@@ -35,6 +35,7 @@ from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import MEDIA_REF
 from grokgate.orgs.service import Caller
 from grokgate.storage.ingest import Ingestor, InlineImage, inline_image
+from grokgate.storage.service import find_media
 from grokgate.storage.stored import MediaGone, MediaUnavailable, StoredMedia
 from grokgate.upstream.base import ImageRequest, Upstream, VideoRequest
 
@@ -85,12 +86,13 @@ class JobService:
     ) -> Job:
         """Charge, then run an image to its end or hand a video to xAI. Raises `ApiError` only; every error after
         the charge has ended the job (refunded) before it is raised."""
+        spec = await self._own_video(caller, spec)
         inline = await self._read_inline(spec)
         job = await self._open(caller, spec, inline, webhook_url=webhook_url, workflow=workflow)
         with self.keeper.holding(job.id):
             try:
-                if inline is not None:
-                    await self.ingestor.keep(inline)
+                for image in inline.values():
+                    await self.ingestor.keep(image)
                 if spec.kind == "image":
                     return await self._run_image(job, spec)
                 return await self._submit_video(job, spec)
@@ -115,22 +117,42 @@ class JobService:
         except Exception:  # the database is away: the lease runs out and the poller refunds
             log.warning("job.end_failed", job_id=job_id, exc_info=True)
 
-    async def _read_inline(self, spec: GenerationSpec) -> InlineImage | None:
-        """A `data:` input image, decoded off the event loop; refused (before any charge) unless it is an image."""
-        if spec.image_url is None or not spec.image_url.startswith("data:"):
-            return None
-        inline = await asyncio.to_thread(inline_image, spec.image_url)
-        if inline is None:
-            raise ApiError(
-                400, "INVALID_URL", "image_url: the data URI holds no PNG, JPEG or WebP image", {"field": "image_url"}
-            )
-        return inline
+    async def _own_video(self, caller: Caller, spec: GenerationSpec) -> GenerationSpec:
+        """A `video_url` that links to one of our stored results must be the caller's own video; xAI is then given
+        a fresh link to it (the customer's may be about to expire). Refused before any charge otherwise."""
+        links = self.finishing.links
+        prefix = f"{links.base_url}/media/"
+        if spec.video_url is None or not spec.video_url.startswith(prefix):
+            return spec
+        media_id = spec.video_url[len(prefix) :].partition("?")[0]
+        async with self.db.reader() as session:
+            row = await find_media(session, media_id)
+        if row is None or row.org_id != caller.org_id or row.role != "video" or row.deleted_at is not None:
+            raise ApiError(400, "INVALID_URL", "video_url: is not one of your stored videos", {"field": "video_url"})
+        return replace(spec, video_url=links.url(media_id))
+
+    async def _read_inline(self, spec: GenerationSpec) -> dict[str, InlineImage]:
+        """`data:` input images by where they came from (`image_url`, `image_urls.N`), decoded off the event loop;
+        refused (before any charge) unless each is an image."""
+        places = [("image_url", spec.image_url)] + [(f"image_urls.{i}", url) for i, url in enumerate(spec.image_urls)]
+        found: dict[str, InlineImage] = {}
+        for place, url in places:
+            if url is None or not url.startswith("data:"):
+                continue
+            inline = await asyncio.to_thread(inline_image, url)
+            if inline is None:
+                field = place.partition(".")[0]
+                raise ApiError(
+                    400, "INVALID_URL", f"{place}: the data URI holds no PNG, JPEG or WebP image", {"field": field}
+                )
+            found[place] = inline
+        return found
 
     async def _open(
         self,
         caller: Caller,
         spec: GenerationSpec,
-        inline: InlineImage | None,
+        inline: dict[str, InlineImage],
         *,
         webhook_url: str | None,
         workflow: str,
@@ -138,12 +160,17 @@ class JobService:
         """Charge the caller and record the job, leased to this process, in one transaction. An inline input image
         is kept as stored media: the job's `input` refers to it (`media:<id>`) instead of holding its bytes."""
         now = utcnow()
-        price = price_of(spec.model, self.settings.prices)
+        price = spec.price
         lifetime = self.settings.video_deadline if spec.kind == "video" else self.settings.request_lease
         shown = spec.echo()
-        input_id = new_id("med")
-        if inline is not None:
-            shown["image_url"] = f"{MEDIA_REF}{input_id}"
+        input_ids = {place: new_id("med") for place in inline}
+        for place, media_id in input_ids.items():
+            field, _, index = place.partition(".")
+            if index:
+                shown[field] = [*shown[field]]
+                shown[field][int(index)] = f"{MEDIA_REF}{media_id}"
+            else:
+                shown[field] = f"{MEDIA_REF}{media_id}"
         job = Job(
             id=new_id("job"),
             org_id=caller.org_id,
@@ -177,9 +204,10 @@ class JobService:
                     headers={"Retry-After": "5"},
                 )
             session.add(job)
-            if inline is not None:
-                await session.flush()  # the job's row first: the input's media row refers to it
-                repository.add_input(session, job, input_id, inline.media, self.finishing.retention)
+            if inline:
+                await session.flush()  # the job's row first: the inputs' media rows refer to it
+            for place, image in inline.items():
+                repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
         if self.finishing.metrics is not None:
             self.finishing.metrics.credits.labels("charge").inc(price)
         structlog.contextvars.bind_contextvars(job_id=job.id)
@@ -214,7 +242,16 @@ class JobService:
     async def _run_image(self, job: Job, spec: GenerationSpec) -> Job:
         assert spec.prompt is not None
         result = await self.upstream.generate_image(
-            ImageRequest(prompt=spec.prompt, aspect_ratio=spec.aspect_ratio, image_url=spec.image_url)
+            ImageRequest(
+                prompt=spec.prompt,
+                aspect_ratio=spec.aspect_ratio,
+                image_url=spec.image_url,
+                model=spec.xai_model,
+                images=spec.image_urls,
+                n=spec.n,
+                resolution=spec.asked("resolution"),
+                quality=spec.asked("quality"),
+            )
         )
         media = await self._store_image(result.urls)
         async with self.db.transaction() as session:
@@ -230,10 +267,16 @@ class JobService:
         return finished
 
     async def _submit_video(self, job: Job, spec: GenerationSpec) -> Job:
-        assert spec.duration is not None
         request_id = await self.upstream.submit_video(
             VideoRequest(
-                prompt=spec.prompt, duration=spec.duration, aspect_ratio=spec.aspect_ratio, image_url=spec.image_url
+                prompt=spec.prompt,
+                duration=spec.duration,
+                aspect_ratio=spec.aspect_ratio,
+                image_url=spec.image_url,
+                model=spec.xai_model,
+                operation=spec.operation,
+                video_url=spec.video_url,
+                resolution=spec.asked("resolution"),
             )
         )
         async with self.db.transaction() as session:

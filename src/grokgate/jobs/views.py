@@ -17,10 +17,18 @@ MEDIA_REF = "media:"
 
 def shown_input(data: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
     """A job's input as the API echoes it: a stored input image as a signed link, never its bytes."""
-    image = data.get("image_url")
-    if isinstance(image, str) and image.startswith(MEDIA_REF):
-        return {**data, "image_url": links.url(image[len(MEDIA_REF) :])}
-    return data
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(MEDIA_REF):
+            return links.url(value[len(MEDIA_REF) :])
+        return value
+
+    result = dict(data)
+    if "image_url" in result:
+        result["image_url"] = shown(result["image_url"])
+    if isinstance(result.get("image_urls"), list):
+        result["image_urls"] = [shown(value) for value in result["image_urls"]]
+    return result
 
 
 def present(job: Job, links: MediaLinks) -> JobView:

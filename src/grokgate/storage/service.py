@@ -6,6 +6,7 @@ import secrets
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.engine import Database
 from grokgate.storage.models import Media, ServerSecret
@@ -27,6 +28,10 @@ async def signing_secret(db: Database, configured: str | None) -> str:
         except IntegrityError:
             continue  # another process made it at the same moment: read theirs
     raise RuntimeError("could not read or create the media signing secret")
+
+
+async def find_media(session: AsyncSession, media_id: str) -> Media | None:
+    return await session.get(Media, media_id)
 
 
 async def job_media(db: Database, job_id: str) -> list[Media]:

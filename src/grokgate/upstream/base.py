@@ -45,6 +45,16 @@ class ImageRequest:
     aspect_ratio: str | None = None
     image_url: str | None = None
     """When set, the request is an edit of this image (`POST /v1/images/edits`)."""
+    model: str = "grok-imagine-image"
+    images: tuple[str, ...] = ()
+    """Several source images: a multi-image edit (`images` in xAI's body)."""
+    n: int = 1
+    resolution: str | None = None
+    quality: str | None = None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return ((self.image_url,) if self.image_url else ()) + self.images
 
 
 @dataclass(frozen=True)
@@ -59,9 +69,14 @@ class ImageResult:
 @dataclass(frozen=True)
 class VideoRequest:
     prompt: str | None
-    duration: int
+    duration: int | None
     aspect_ratio: str | None = None
     image_url: str | None = None
+    model: str = "grok-imagine-video"
+    operation: Literal["generate", "edit", "extend"] = "generate"
+    """`generate` (`/v1/videos/generations`), `edit` (`/v1/videos/edits`) or `extend` (`/v1/videos/extensions`)."""
+    video_url: str | None = None
+    resolution: str | None = None
 
 
 PollState = Literal["pending", "done", "failed", "expired", "moderated", "not_found"]

@@ -32,8 +32,6 @@ from grokgate.upstream.base import (
 
 log = structlog.get_logger(__name__)
 
-IMAGE_MODEL = "grok-imagine-image"
-VIDEO_MODEL = "grok-imagine-video"
 _NOT_TAKEN = {429, 503}
 _MAX_RETRY_AFTER = 30.0
 
@@ -251,30 +249,47 @@ class XaiUpstream:
 
     async def generate_image(self, request: ImageRequest) -> ImageResult:
         body: dict[str, Any] = {
-            "model": IMAGE_MODEL,
+            "model": request.model,
             "prompt": request.prompt,
             "response_format": "url",
-            "n": 1,
+            "n": request.n,
         }
+        for name in ("resolution", "quality"):
+            if getattr(request, name) is not None:
+                body[name] = getattr(request, name)
         path = "images/generations"
-        if request.image_url is not None:
+        sources = request.sources
+        if len(sources) == 1:
             path = "images/edits"
-            body["image"] = {"url": request.image_url}
-        elif request.aspect_ratio is not None:
+            body["image"] = {"url": sources[0]}
+        elif sources:
+            path = "images/edits"
+            body["images"] = [{"url": url} for url in sources]
+        if request.aspect_ratio is not None and len(sources) != 1:  # a single-image edit keeps the input's
             body["aspect_ratio"] = request.aspect_ratio
         response = await self._send("POST", path, body, idempotent=False)
         self._raise_for_submit(response)
         return image_result(_json_object(response, "an image request"))
 
     async def submit_video(self, request: VideoRequest) -> str:
-        body: dict[str, Any] = {"model": VIDEO_MODEL, "duration": request.duration}
+        body: dict[str, Any] = {"model": request.model}
+        if request.duration is not None:
+            body["duration"] = request.duration
         if request.prompt is not None:
             body["prompt"] = request.prompt
-        if request.aspect_ratio is not None:
-            body["aspect_ratio"] = request.aspect_ratio
-        if request.image_url is not None:
-            body["image"] = {"url": request.image_url}
-        response = await self._send("POST", "videos/generations", body, idempotent=False)
+        path = {"generate": "videos/generations", "edit": "videos/edits", "extend": "videos/extensions"}[
+            request.operation
+        ]
+        if request.operation == "generate":
+            if request.aspect_ratio is not None:
+                body["aspect_ratio"] = request.aspect_ratio
+            if request.resolution is not None:
+                body["resolution"] = request.resolution
+            if request.image_url is not None:
+                body["image"] = {"url": request.image_url}
+        elif request.video_url is not None:
+            body["video"] = {"url": request.video_url}
+        response = await self._send("POST", path, body, idempotent=False)
         self._raise_for_submit(response)
         try:
             request_id = _json_object(response, "a video submission").get("request_id")
