@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from grokgate.billing.amounts import MAX_CREDITS, MAX_PRICE
 from grokgate.catalogue.catalogue import Catalogue
 from grokgate.catalogue.catalogue import load as load_catalogue
 from grokgate.ratelimits.plans import DEFAULT_PLANS, Plan, parse_plans
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     prices: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     max_image_url_bytes: int = 20 * 1024 * 1024
 
-    demo_credits: int = 1000
+    demo_credits: int = Field(default=1000, ge=0, le=MAX_CREDITS)
 
     data_dir: Path = Path("./var")
     """Where local media (`data_dir/media`) and download scratch space live."""
@@ -152,8 +153,8 @@ class Settings(BaseSettings):
         unknown = set(value) - set(DEFAULT_PRICES)
         if unknown:
             raise ValueError(f"unknown sub-model(s) in GROKGATE_PRICES: {sorted(unknown)}")
-        if any(price <= 0 for price in value.values()):
-            raise ValueError("every price in GROKGATE_PRICES must be a positive integer")
+        if any(not 1 <= price <= MAX_PRICE for price in value.values()):
+            raise ValueError(f"every price in GROKGATE_PRICES must be a positive integer, at most {MAX_PRICE}")
         return value
 
     @field_validator("database_url")

@@ -4,6 +4,8 @@ The shape follows two-phase transfers: a job's charge is taken before any upstre
 whether it stands (a result was delivered) or is voided by a refund. Each movement carries a unique
 `movement_key`, so the database refuses to apply any movement twice, and the balance never goes negative because
 the charge is one conditional UPDATE (`credits_remaining >= price`) that concurrent requests cannot both pass.
+Every amount is checked against `amounts.MAX_CREDITS`, and a grant's UPDATE is conditioned on the new balance
+staying within it, so no grant can overflow a balance, however many run at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from grokgate.billing.amounts import MAX_CREDITS, MAX_PRICE, checked
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import new_id, utcnow
 from grokgate.errors import ApiError, insufficient_credits
@@ -25,11 +28,15 @@ class Balance:
     ledger_sum: int
 
 
-async def _move(session: AsyncSession, org_id: str, amount: int) -> int | None:
-    """Add `amount` (signed) to the cached balance unless that would take it below zero; None if refused."""
+async def _move(session: AsyncSession, org_id: str, amount: int, *, capped: bool = False) -> int | None:
+    """Add `amount` (signed) to the cached balance unless that would take it below zero (or, `capped`, above
+    `MAX_CREDITS`); None if refused."""
+    within = [Organization.credits_remaining + amount >= 0]
+    if capped:
+        within.append(Organization.credits_remaining <= MAX_CREDITS - amount)
     stmt = (
         update(Organization)
-        .where(Organization.id == org_id, Organization.credits_remaining + amount >= 0)
+        .where(Organization.id == org_id, *within)
         .values(credits_remaining=Organization.credits_remaining + amount, updated_at=utcnow())
         .returning(Organization.credits_remaining)
         .execution_options(synchronize_session=False)
@@ -38,12 +45,19 @@ async def _move(session: AsyncSession, org_id: str, amount: int) -> int | None:
 
 
 async def grant(session: AsyncSession, org_id: str, amount: int, note: str | None = None) -> int:
-    """Add credits bought or given; returns the new balance."""
-    if amount <= 0:
-        raise ApiError(400, "INVALID_INPUT", "credits: must be a positive integer", {"field": "credits"})
-    balance = await _move(session, org_id, amount)
+    """Add credits bought or given; returns the new balance. Refused (400) when it would pass `MAX_CREDITS`."""
+    checked(amount)
+    balance = await _move(session, org_id, amount, capped=True)
     if balance is None:
-        raise ApiError(404, "NOT_FOUND", f"Organization {org_id} not found")
+        remaining = await session.scalar(select(Organization.credits_remaining).where(Organization.id == org_id))
+        if remaining is None:
+            raise ApiError(404, "NOT_FOUND", f"Organization {org_id} not found")
+        raise ApiError(
+            400,
+            "INVALID_INPUT",
+            f"credits: a balance may hold at most {MAX_CREDITS}; {remaining} + {amount} is more",
+            {"field": "credits", "creditsRemaining": remaining, "maxCredits": MAX_CREDITS},
+        )
     session.add(
         LedgerEntry(org_id=org_id, kind="grant", amount=amount, movement_key=f"grant:{new_id('grt')}", note=note)
     )
@@ -52,6 +66,7 @@ async def grant(session: AsyncSession, org_id: str, amount: int, note: str | Non
 
 async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -> int:
     """Take a job's price; raises 402 when the balance cannot cover it. Returns the new balance."""
+    checked(amount, most=MAX_PRICE)
     balance = await _move(session, org_id, -amount)
     if balance is None:
         remaining = await session.scalar(select(Organization.credits_remaining).where(Organization.id == org_id))
@@ -64,6 +79,7 @@ async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -
 
 async def refund(session: AsyncSession, org_id: str, job_id: str, amount: int, note: str | None = None) -> None:
     """Give a job's charge back. The unique movement key makes a second refund of one job fail the transaction."""
+    checked(amount, most=MAX_PRICE)
     session.add(
         LedgerEntry(
             org_id=org_id,

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing import ledger
+from grokgate.billing.amounts import checked
 from grokgate.db.base import new_id, utcnow
 from grokgate.errors import ApiError
 from grokgate.orgs import keys
@@ -32,8 +33,7 @@ class Caller:
 async def create_org(session: AsyncSession, name: str, credits: int) -> Organization:
     if not name.strip():
         raise ApiError(400, "INVALID_INPUT", "name: must not be empty", {"field": "name"})
-    if credits < 0:
-        raise ApiError(400, "INVALID_INPUT", "credits: must not be negative", {"field": "credits"})
+    checked(credits, allow_zero=True)
     org = Organization(
         id=new_id("org"), name=name.strip(), credits_remaining=0, plan=DEFAULT_PLAN, webhook_secret=new_secret()
     )

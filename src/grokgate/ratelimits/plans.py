@@ -8,14 +8,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 DEFAULT_PLAN = "default"
+MAX_LIMIT = 10**15
+"""Most any limit may be: counts are compared in Redis' Lua, whose numbers are exact only up to 2^53."""
 
 
 class Plan(BaseModel):
-    rpm: int = Field(ge=1, description="Requests per minute")
-    rph: int = Field(ge=1, description="Requests per hour")
-    rpd: int = Field(ge=1, description="Requests per day")
-    concurrent: int = Field(ge=1, description="Jobs pending or processing at once")
-    waiters: int = Field(default=20, ge=1, description="Open event streams and `Prefer: wait` requests at once")
+    rpm: int = Field(ge=1, le=MAX_LIMIT, description="Requests per minute")
+    rph: int = Field(ge=1, le=MAX_LIMIT, description="Requests per hour")
+    rpd: int = Field(ge=1, le=MAX_LIMIT, description="Requests per day")
+    concurrent: int = Field(ge=1, le=MAX_LIMIT, description="Jobs pending or processing at once")
+    waiters: int = Field(
+        default=20, ge=1, le=MAX_LIMIT, description="Open event streams and `Prefer: wait` requests at once"
+    )
 
 
 DEFAULT_PLANS: dict[str, Plan] = {DEFAULT_PLAN: Plan(rpm=600, rph=10_000, rpd=100_000, concurrent=100)}
