@@ -3,6 +3,13 @@
 Delivery is at least once: a delivery is marked `delivered` only after a 2xx, in a transaction of its own, so a
 crash between the POST and that write sends it again after the lease runs out, with the same `webhook-id` for the
 receiver to deduplicate. The request path never waits on any of this.
+
+Each attempt resolves the URL's host once, vets every address (`urls.py`), and connects to a vetted address
+itself: the URL's host is replaced by that address, while the `Host` header and the TLS server name (SNI, and so
+the certificate check) stay the URL's name. httpx never resolves the name again, so DNS rebinding between the
+check and the connection cannot reach an inner address. Connections are not kept alive: the pool would key them
+by address, and a request for one name must not travel over a TLS session verified for another on the same
+address. No proxy from the environment is used either (its address would be the one connected to).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from grokgate.orgs.models import Organization
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 from grokgate.webhooks.outbox import new_secret
 from grokgate.webhooks.schedule import next_retry_in
-from grokgate.webhooks.urls import check_webhook_url
+from grokgate.webhooks.urls import Resolver, resolve_webhook_url, system_resolver
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +63,25 @@ class Outcome:
 
 
 class WebhookSender:
-    def __init__(self, db: Database, settings: SenderSettings, owner: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: SenderSettings,
+        owner: str,
+        metrics: Metrics | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self.db = db
         self.metrics = metrics
         self.settings = settings
         self.owner = owner
-        self._client = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
+        self.resolver = resolver
+        self._client = httpx.AsyncClient(
+            timeout=settings.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def aclose(self) -> None:
@@ -104,23 +124,36 @@ class WebhookSender:
 
     async def attempt(self, delivery: WebhookDelivery, secret: str) -> Outcome:
         try:
-            await check_webhook_url(delivery.url, allow_private=self.settings.allow_private)
+            destination = await resolve_webhook_url(
+                delivery.url, allow_private=self.settings.allow_private, resolver=self.resolver
+            )
         except ApiError as exc:
             return Outcome(None, exc.message)
         body = json.dumps(delivery.payload, separators=(",", ":"))
         now = utcnow()
+        url = httpx.URL(delivery.url)
         headers = {
+            "host": url.netloc.decode("ascii"),
             "content-type": "application/json",
             "user-agent": "grokgate-webhooks/1",
             "webhook-id": delivery.id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(secret).sign(delivery.id, now, body),
         }
-        try:
-            response = await self._client.post(delivery.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
-        return Outcome(response.status_code, None if response.is_success else response.text[:500])
+        extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+        failure = "no address to connect to"
+        for address in destination.addresses:
+            try:
+                response = await self._client.post(
+                    url.copy_with(host=address.split("%", 1)[0]), content=body, headers=headers, extensions=extensions
+                )
+            except httpx.ConnectError as exc:  # nothing was sent: the next vetted address may answer
+                failure = f"{type(exc).__name__}: {exc}"[:500]
+                continue
+            except httpx.HTTPError as exc:
+                return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
+            return Outcome(response.status_code, None if response.is_success else response.text[:500])
+        return Outcome(None, failure)
 
     async def deliver(self, delivery: WebhookDelivery, secret: str) -> None:
         started = perf_counter()
