@@ -168,8 +168,12 @@ def hey(
     return Load(n, c, round(seconds, 3), round(ok / seconds, 1), pct(0.5), pct(0.99), n - ok, statuses)
 
 
+METRICS_TOKEN = secrets.token_hex(8)
+"""The gateways' GROKGATE_METRICS_TOKEN: /metrics on the API port answers only with it."""
+
+
 def metric(url: str, name: str) -> float:
-    text = httpx.get(url + "/metrics", timeout=10).text
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
     total = 0.0
     for line in text.splitlines():
         if ("{" in name and line.startswith(name)) or line.startswith((name + "{", name + " ")):
@@ -185,7 +189,14 @@ class Bench:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GROKGATE_", "XAI_"))}
-        env.update({"GROKGATE_LOG_LEVEL": "warning", "GROKGATE_PLANS": BIG_PLAN, **extra})
+        env.update(
+            {
+                "GROKGATE_LOG_LEVEL": "warning",
+                "GROKGATE_PLANS": BIG_PLAN,
+                "GROKGATE_METRICS_TOKEN": METRICS_TOKEN,
+                **extra,
+            }
+        )
         return env
 
     def sandbox(self, image_delay: float = 0.0, video_delay: tuple[float, float] = (1.0, 1.0)) -> Process:

@@ -3,9 +3,10 @@ attempts, the backlog and database use. (Several processes adding up their value
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Gateway
@@ -13,10 +14,17 @@ from tests.support import LiveServer, wait_for, wait_job
 from tests.webhooks.receiver import Receiver
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+TOKEN = "metrics-test-token"  # /metrics is on the API port only behind a token (tests/ops/test_hostile_inputs.py)
+
+
+@pytest.fixture
+async def gateway(gateway_factory: Callable[..., Any]) -> AsyncIterator[Gateway]:
+    async with gateway_factory(metrics_token=TOKEN) as gw:
+        yield gw
 
 
 async def scrape(gateway: Gateway) -> Samples:
-    response = await gateway.client.get("/metrics")
+    response = await gateway.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     samples = {}
     for family in text_string_to_metric_families(response.text):
@@ -46,7 +54,12 @@ async def test_metrics_count_what_happened(gateway: Gateway) -> None:
 
 async def test_backlog_poll_lag_and_webhook_attempts(gateway_factory: Callable[..., Any]) -> None:
     receiver = Receiver(fail_first=1)
-    settings = {"webhook_allow_private": True, "webhook_retry_schedule": "0.1s,0.1s", "poll_interval": 0.2}
+    settings = {
+        "metrics_token": TOKEN,
+        "webhook_allow_private": True,
+        "webhook_retry_schedule": "0.1s,0.1s",
+        "poll_interval": 0.2,
+    }
     async with LiveServer(receiver.app()) as hook, gateway_factory(**settings) as gw:
         tenant = await gw.tenant()
         waiting = (await gw.generate(tenant, {"prompt": "w [sandbox:never]", "duration": 1})).json()["jobId"]

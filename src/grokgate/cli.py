@@ -98,6 +98,27 @@ def shared_metrics_dir() -> Iterator[None]:
         shutil.rmtree(private, ignore_errors=True)
 
 
+def serve_metrics(settings: Settings, registry: Any) -> None:
+    """`/metrics` on its own port (a daemon thread of prometheus-client), for `serve --metrics-port`."""
+    from prometheus_client import start_http_server
+
+    assert settings.metrics_port is not None
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+
+
+def shared_registry() -> Any:
+    """What the processes of `serve --workers` wrote to the shared directory, added up at each scrape."""
+    import os
+
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    from grokgate.metrics import MULTIPROCESS_DIR
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=os.environ[MULTIPROCESS_DIR])  # type: ignore[no-untyped-call]
+    return registry
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
@@ -106,6 +127,9 @@ def serve(
     background: Annotated[
         bool, typer.Option("--background/--no-background", help="Also run the poller, webhooks and sweeper.")
     ] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics on this port too, on GROKGATE_METRICS_HOST (127.0.0.1).")
+    ] = None,
 ) -> None:
     """Run the API server (and, unless --no-background, the video poller) after migrating the database."""
     import os
@@ -116,7 +140,7 @@ def serve(
     from grokgate.api.slowclients import GuardedHttpProtocol
     from grokgate.logs import configure
 
-    settings = _settings(host=host, port=port, run_poller=None if background else False)
+    settings = _settings(host=host, port=port, run_poller=None if background else False, metrics_port=metrics_port)
     if workers > 1 and settings.sandbox_mounted:
         raise CliError(
             "the built-in sandbox keeps its videos in one process: with --workers, run `grokgate sandbox` on its "
@@ -148,12 +172,18 @@ def serve(
                 "GROKGATE_HOST": settings.host,
                 "GROKGATE_PORT": str(settings.port),
                 "GROKGATE_RUN_POLLER": str(settings.run_poller),
+                **({"GROKGATE_METRICS_PORT": str(settings.metrics_port)} if settings.metrics_port else {}),
             }
         )
         with shared_metrics_dir():
+            if settings.metrics_port:  # the parent serves the sum; the workers only sample their backlog
+                serve_metrics(settings, shared_registry())
             uvicorn.run("grokgate.api.app:app_from_env", factory=True, workers=workers, **common)
         return
-    uvicorn.run(create_app(settings), **common)
+    api = create_app(settings)
+    if settings.metrics_port:
+        serve_metrics(settings, shared_registry() if api.state.metrics.shared_dir else api.state.metrics.registry)
+    uvicorn.run(api, **common)
 
 
 @app.command()

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     """Most bytes of request line and headers (431 and closed past that)."""
     body_timeout: float = 120.0
     """Seconds from a request's start by which its body must have arrived (408 after that)."""
+    metrics_token: str | None = None
+    """With it, `/metrics` on the API port answers a request bearing `Authorization: Bearer <token>`; without
+    it, the API port has no `/metrics` at all (it shows business totals, such as credits charged)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve `/metrics` on this separate port as well (no token), for a scraper on a private network."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics port: loopback unless an operator opens it further."""
     credit_usd: float = 0.01
     """What one credit is sold for, in USD: the revenue side of `grokgate admin report`."""
     request_lease: float = 900.0

@@ -156,7 +156,7 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [GROKGATE, "serve", "--workers", "2", "--port", str(port)],
-        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(shared)},
+        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(shared), "GROKGATE_METRICS_TOKEN": "scrape"},
         stdout=log,
         stderr=log,
     )
@@ -181,7 +181,9 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
         statuses = [response.status_code for got in images.values() for response in got]
         assert statuses == [200] * len(statuses)
         route = {"route": "/api/v1/models/grok-imagine", "status": "200"}
-        scrapes = await _until_each_worker_answers(proc, port, 2, "GET", "/metrics", log_path)
+        scrapes = await _until_each_worker_answers(
+            proc, port, 2, "GET", "/metrics", log_path, headers={"Authorization": "Bearer scrape"}
+        )
         assert set(scrapes) == workers
         for pid, answered in scrapes.items():
             for scrape in answered:

@@ -6,7 +6,9 @@ and everything it builds is closed again when the app's lifespan ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
 import secrets
 from collections.abc import AsyncIterator
 
@@ -22,9 +24,12 @@ from grokgate.api.headers import BodyLimit, RateLimitHeaders
 from grokgate.api.metrics import RequestMetrics
 from grokgate.api.requests import RequestIds
 from grokgate.api.responses import document
+from grokgate.api.responses import errors as error_responses
 from grokgate.api.state import Services
+from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
+from grokgate.errors import ApiError
 from grokgate.jobs import endpoints as job_endpoints
 from grokgate.metrics import Metrics
 from grokgate.orgs import endpoints as org_endpoints
@@ -36,6 +41,38 @@ from grokgate.upstream.sandbox.secret import sandbox_api_key
 from grokgate.webhooks import endpoints as webhook_endpoints
 
 log = structlog.get_logger(__name__)
+
+BACKLOG_SAMPLE_SECONDS = 5.0
+"""How often the backlog gauges are read when a metrics port serves them (no route is there to read them)."""
+
+
+def _metrics_caller(authorization: str | None, token: str) -> None:
+    """The scraper's bearer token, compared in constant time."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError(401, "MISSING_AUTH", "Authorization header is required: 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, "KEY_NOT_FOUND", "Metrics token not accepted")
+
+
+@contextlib.asynccontextmanager
+async def _backlog_sampler(settings: Settings, services: Services, metrics: Metrics) -> AsyncIterator[None]:
+    """With a metrics port, read the backlog gauges every few seconds, as `grokgate worker` does."""
+    if settings.metrics_port is None:
+        yield
+        return
+
+    async def sample() -> int:
+        await record_backlog(services.db, metrics)
+        return 0
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_rounds("backlog", sample, stop=stop, batch=1, tick=BACKLOG_SAMPLE_SECONDS))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -51,7 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            async with runtime(settings, metrics, background=settings.run_poller) as services:
+            async with (
+                runtime(settings, metrics, background=settings.run_poller) as services,
+                _backlog_sampler(settings, services, metrics),
+            ):
                 app.state.services = services
                 if sandbox is not None:
                     set_api_key(sandbox, await sandbox_api_key(services.db))
@@ -66,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
         "answer 202 with a job id to poll.",
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
     errors.install(app)
     document(app)
     app.add_middleware(RateLimitHeaders)
@@ -106,13 +147,23 @@ def create_app(settings: Settings) -> FastAPI:
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
-    async def metrics_endpoint(request: Request) -> Response:
-        services: Services = request.app.state.services
-        with contextlib.suppress(Exception):  # the database being away must not hide every other metric
-            await record_backlog(services.db, metrics)
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
+    if settings.metrics_token is not None:
+        token = settings.metrics_token
+
+        @app.get(
+            "/metrics",
+            tags=["ops"],
+            summary="Prometheus metrics (GROKGATE_METRICS_TOKEN as a bearer token)",
+            response_class=Response,
+            responses=error_responses(401, says={401: "MISSING_AUTH or KEY_NOT_FOUND (not the metrics token)"}),
+        )
+        async def metrics_endpoint(request: Request) -> Response:
+            _metrics_caller(request.headers.get("authorization"), token)
+            services: Services = request.app.state.services
+            with contextlib.suppress(Exception):  # the database being away must not hide every other metric
+                await record_backlog(services.db, metrics)
+            body, content_type = metrics.exposition()
+            return Response(body, media_type=content_type)
 
     if sandbox is not None:
         app.mount("/sandbox", sandbox)
