@@ -30,6 +30,7 @@ from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
 from grokgate.config import Settings
 from grokgate.errors import ApiError
+from grokgate.jobs import catalogue_endpoints
 from grokgate.jobs import endpoints as job_endpoints
 from grokgate.metrics import Metrics
 from grokgate.orgs import endpoints as org_endpoints
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_image_url_bytes + 1024 * 1024, timeout=settings.body_timeout)
     for router in (
         job_endpoints.router,
+        catalogue_endpoints.router,
         webhook_endpoints.router,
         org_endpoints.router,
         ratelimit_endpoints.router,

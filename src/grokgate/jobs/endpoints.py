@@ -69,7 +69,7 @@ def _validate(model: type[BaseModel], raw: bytes, path: str) -> tuple[Any, str]:
     return parsed, fingerprint("POST", path, parsed.model_dump(mode="json", exclude_unset=True))
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> tuple[Any, str]:
+async def parse_body(request: Request, model: type[BaseModel]) -> tuple[Any, str]:
     """The body validated (strictly: JSON types as documented, no coercion) as `model`, and its fingerprint for
     `Idempotency-Key`. Parsed once; read after auth."""
     raw = await request.body() or b"null"
@@ -155,7 +155,7 @@ async def _create(
     openapi_extra=_body_schema(GenerateRequest),
 )
 async def generate(request: Request, caller: Generate) -> JSONResponse:
-    body, body_hash = await _parse(request, GenerateRequest)
+    body, body_hash = await parse_body(request, GenerateRequest)
 
     def answer(job: Job, waited: bool) -> tuple[int, dict[str, Any]]:
         links = services_of(request).jobs.finishing.links
@@ -174,7 +174,7 @@ async def generate(request: Request, caller: Generate) -> JSONResponse:
     openapi_extra=_body_schema(GenericJobRequest),
 )
 async def create_job(request: Request, caller: Generate) -> JSONResponse:
-    generic, body_hash = await _parse(request, GenericJobRequest)
+    generic, body_hash = await parse_body(request, GenericJobRequest)
     try:
         body = generic.as_generate_request()
         settings = services_of(request).settings
