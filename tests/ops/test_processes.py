@@ -294,6 +294,9 @@ async def test_admin_report(gateway: Gateway) -> None:
     assert report["upstreamCostUsd"] == 0.02
     assert report["revenueUsd"] == 0.08
     assert report["marginUsd"] == 0.06
+    assert report["bySubModel"] == {
+        "text-to-image": {"jobs": 2, "creditsNet": 8, "revenueUsd": 0.08, "upstreamCostUsd": 0.02, "marginUsd": 0.06}
+    }
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite is a file in the process: it cannot go away")

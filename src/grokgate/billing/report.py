@@ -14,6 +14,20 @@ from grokgate.jobs.models import Job
 TICKS_PER_USD = 10**10
 
 
+def _earned(jobs: int, credits: int, ticks: int, credit_usd: float) -> dict[str, Any]:
+    """One sub-model's line: what its jobs earned net of refunds against what xAI charged for them, so an
+    operator sees a price rule that loses money."""
+    revenue = credits * credit_usd
+    cost = ticks / TICKS_PER_USD
+    return {
+        "jobs": jobs,
+        "creditsNet": credits,
+        "revenueUsd": round(revenue, 4),
+        "upstreamCostUsd": round(cost, 4),
+        "marginUsd": round(revenue - cost, 4),
+    }
+
+
 async def org_report(session: AsyncSession, org_id: str, since: datetime, *, credit_usd: float) -> dict[str, Any]:
     recent = [Job.org_id == org_id, Job.created_at >= since]
     by_status = dict(
@@ -34,8 +48,25 @@ async def org_report(session: AsyncSession, org_id: str, since: datetime, *, cre
     net = charged - refunded
     upstream_usd = int(ticks or 0) / TICKS_PER_USD
     revenue_usd = net * credit_usd
+    per_model = (
+        await session.execute(
+            select(
+                Job.model,
+                func.count(),
+                func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0),
+                func.coalesce(func.sum(Job.cost_in_usd_ticks), 0),
+            )
+            .where(*recent)
+            .group_by(Job.model)
+            .order_by(Job.model)
+        )
+    ).all()
     return {
         "orgId": org_id,
+        "bySubModel": {
+            str(model): _earned(int(jobs), int(credits or 0), int(model_ticks or 0), credit_usd)
+            for model, jobs, credits, model_ticks in per_model
+        },
         "jobs": {"total": sum(by_status.values()), **{str(k): int(v) for k, v in by_status.items()}},
         "credits": {"charged": charged, "refunded": refunded, "net": net, "granted": int(moved.get("grant", 0))},
         "upstreamCostUsd": round(upstream_usd, 4),
