@@ -135,7 +135,7 @@ async def test_a_job_whose_submit_was_lost_is_refunded_after_its_lease(
     job = await service._open(
         Caller(org_id=tenant.org_id, key_id=tenant.key_id),
         video_spec(),
-        None,
+        {},
         webhook_url=None,
         workflow="grok-imagine",
     )

@@ -58,13 +58,50 @@ WEBHOOK_URL_PATTERN = r"^https?://"
 that name the field and the documented codes (INVALID_URL), which a bare pattern mismatch would not give."""
 
 
+def _by_sub_model(schema: dict[str, Any]) -> None:
+    """Document the body as one shape per sub-model of the shipped catalogue (`oneOf`): the fields each takes,
+    with their values and ranges, so a client generated from the document (or schemathesis) sends what is
+    accepted. The validation itself reads the catalogue in use (`jobs/spec.py`)."""
+    base: dict[str, Any] = schema["properties"]
+    variants = []
+    for name, entry in SHIPPED.sub_models.items():
+        properties: dict[str, Any] = {"model": {"type": "string", "enum": [name]}, "webhookUrl": base["webhookUrl"]}
+        required = [] if name == "text-to-video" else ["model"]
+        for field, rule in entry.fields.items():
+            shown: dict[str, Any] = {"description": base[field].get("description", "")}
+            if field in ("prompt", "image_url", "video_url"):
+                shown |= {"type": "string", "minLength": 1}
+                shown |= {"maxLength": 5000} if field == "prompt" else {"pattern": IMAGE_URL_PATTERN}
+            elif field == "image_urls":
+                item = {"type": "string", "pattern": IMAGE_URL_PATTERN}
+                shown |= {"type": "array", "items": item, "minItems": 1, "maxItems": rule.max or 3}
+            elif rule.values is not None:
+                shown |= {"type": "string", "enum": rule.values}
+            else:
+                shown |= {"type": "integer", "minimum": rule.min, "maximum": rule.max}
+            if rule.default is not None:
+                shown["default"] = rule.default
+            properties[field] = shown
+            if rule.required:
+                required.append(field)
+        variant = {"title": name, "type": "object", "properties": properties, "additionalProperties": False}
+        variants.append(variant | ({"required": required} if required else {}))
+    schema.clear()
+    schema |= {
+        "title": "GenerateRequest",
+        "oneOf": variants,
+        "examples": [{"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"}],
+    }
+
+
 class GenerateRequest(BaseModel):
-    """Body of `POST /api/v1/models/grok-imagine`."""
+    """Body of `POST /api/v1/models/grok-imagine`: any sub-model of the catalogue and the fields it takes."""
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"examples": [{"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"}]},
+        json_schema_extra=lambda schema, _cls: _by_sub_model(schema),
+        title="GenerateRequest",
     )
 
     prompt: str | None = Field(
