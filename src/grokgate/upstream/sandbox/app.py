@@ -6,72 +6,50 @@ only the key the gateway keeps in its database, serves files only through expiri
 inspection routes. Asked for (`inspect=True`, `grokgate sandbox --inspect`), `GET /_sandbox/requests` lists the
 calls it received and `GET /_sandbox/media` the SHA-256 of every file it holds, which is how tests check what
 reached "xAI" and what it produced, without patching anything.
+
+It speaks xAI's whole media catalogue: the models and prices of `catalogue.py`, image generations and edits,
+video generations, edits and extensions, the two model listings, per-key request rates (`pacing.py`, off unless
+asked for) and request ids that belong to the key that made them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import random
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from grokgate.storage import signing
-from grokgate.upstream.sandbox import render
+from grokgate.upstream.sandbox import catalogue, inputs, render
+from grokgate.upstream.sandbox.bodies import EditVideoBody, ExtendVideoBody, ImageBody, ImageUrl, NoBody, VideoBody
+from grokgate.upstream.sandbox.catalogue import VideoModel
+from grokgate.upstream.sandbox.pacing import Kind, Pacer, retry_after
 from grokgate.upstream.sandbox.scenarios import Scenario, parse
-from grokgate.upstream.sandbox.state import Limits, SandboxState, VideoTask
+from grokgate.upstream.sandbox.state import Limits, SandboxState, VideoTask, key_id
 
-IMAGE_COST_TICKS = 200_000_000  # $0.02
-VIDEO_COST_TICKS_PER_SECOND = 500_000_000  # $0.05
 NOT_JSON = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
-
-ImageAspect = Literal[
-    "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "21:9",
-    "5:2", "auto",
-]  # fmt: skip
-VideoAspect = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
-
-
-class ImageUrl(BaseModel):
-    url: str | None = None
-    file_id: str | None = None
-
-
-class ImageBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    prompt: str
-    model: str | None = None
-    n: int | None = Field(default=1, ge=1, le=10)
-    response_format: Literal["url", "b64_json"] | None = "url"
-    aspect_ratio: ImageAspect | None = None
-    resolution: Literal["1k", "1.5k", "2k"] | None = None
-    image: ImageUrl | None = None
-    images: list[ImageUrl] | None = None
-
-
-class NoBody(BaseModel):
-    """A GET carries no body."""
-
-
-class VideoBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    prompt: str | None = None
-    model: str | None = None
-    duration: int | None = Field(default=8, ge=1, le=15)
-    aspect_ratio: VideoAspect | None = None
-    resolution: Literal["480p", "720p", "1080p"] | None = None
-    image: ImageUrl | None = None
+MAX_EDIT_IMAGES = 3
+EDIT_MAX_SECONDS = 8.7
+"""The longest input a video edit takes (xAI: "at most about 8.7 s")."""
+EXTEND_INPUT_SECONDS = (2, 15)
+DEFAULT_INPUT_SECONDS = 6
+"""The length assumed for an input video the sandbox cannot read."""
+INPUT_RESOLUTION_CAP = "720p"
+"""Edits and extensions keep the input's resolution, at most this."""
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -87,17 +65,15 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse({"code": code, "error": message}, status_code=status, headers=headers)
 
 
-def _check_image_input(image: ImageUrl | None) -> JSONResponse | None:
-    """xAI fetches and decodes the input image; offline we can only check data URIs really hold an image."""
-    if image is None or not image.url or not image.url.startswith("data:"):
-        return None
-    header, _, payload = image.url.partition(",")
-    try:
-        data = base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError):
-        data = b""
-    if not header.startswith("data:image/") or not data.startswith((b"\x89PNG", b"\xff\xd8", b"RIFF")):
-        return _error(400, "invalid_argument", "Input image could not be decoded as JPEG, PNG or WebP")
+def _check_image_input(images: Sequence[ImageUrl]) -> JSONResponse | None:
+    """xAI fetches and decodes the input images; offline we can only check data URIs really hold an image."""
+    for image in images:
+        if not image.url or not image.url.startswith("data:"):
+            continue
+        header, _, _ = image.url.partition(",")
+        data = inputs.data_uri_bytes(image.url) or b""
+        if not header.startswith("data:image/") or not data.startswith((b"\x89PNG", b"\xff\xd8", b"RIFF")):
+            return _error(400, "invalid_argument", "Input image could not be decoded as JPEG, PNG or WebP")
     return None
 
 
@@ -132,9 +108,9 @@ async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | No
     return None
 
 
-def _odd_image_answer(scenario: Scenario, n: int) -> JSONResponse | None:
+def _odd_image_answer(scenario: Scenario, n: int, cost_ticks: int) -> JSONResponse | None:
     """The 200 answers to an image submit that hold no usable image, which a gateway must not bill as a result."""
-    usage = {"cost_in_usd_ticks": IMAGE_COST_TICKS * n}
+    usage = {"cost_in_usd_ticks": cost_ticks}
     if scenario.emptydata:
         return JSONResponse({"data": [], "usage": usage})
     if scenario.nourl:
@@ -145,52 +121,98 @@ def _odd_image_answer(scenario: Scenario, n: int) -> JSONResponse | None:
     return None
 
 
-def _authorised(state: SandboxState, authorization: str) -> JSONResponse | None:
-    """xAI's bearer check. Without a configured key (a standalone sandbox started without `--api-key`) any key
-    passes; otherwise only that one, compared in constant time."""
+def _presented_key(state: SandboxState, authorization: str) -> str | JSONResponse:
+    """xAI's bearer check; the key's `key_id` when it passes. Without configured keys (a standalone sandbox
+    started without `--api-key`) any key passes; otherwise only those, each compared in constant time."""
     scheme, _, presented = authorization.partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         return _error(401, "unauthenticated", "No API key provided")
-    if state.api_key is not None and not secrets.compare_digest(presented.encode(), state.api_key.encode()):
-        return _error(401, "unauthenticated", "Incorrect API key provided")
-    return None
+    if state.api_keys is not None:
+        matches = [secrets.compare_digest(presented.encode(), key.encode()) for key in state.api_keys]
+        if not any(matches):
+            return _error(401, "unauthenticated", "Incorrect API key provided")
+    return key_id(presented)
+
+
+def _unknown_model(name: str | None) -> JSONResponse:
+    return _error(404, "not_found", f"The model {name} does not exist or your team does not have access to it")
+
+
+def _resolution_for(facts: inputs.VideoFacts | None, model: VideoModel) -> str:
+    """An edit or extension keeps its input's resolution, capped at 720p (and at what the model serves)."""
+    if facts is None:
+        return catalogue.DEFAULT_VIDEO_RESOLUTION
+    short_side = min(facts.width, facts.height)
+    cap = catalogue.VIDEO_RESOLUTIONS.index(INPUT_RESOLUTION_CAP)
+    fitting = [
+        name
+        for name in catalogue.VIDEO_RESOLUTIONS[: cap + 1]
+        if name in model.per_second and short_side >= render.VIDEO_SIZES[name]["1:1"][0]
+    ]
+    return fitting[-1] if fitting else catalogue.DEFAULT_VIDEO_RESOLUTION
 
 
 def set_api_key(app: Starlette, api_key: str) -> None:
     """Give a mounted sandbox the key the gateway keeps in its database, once the gateway has read it."""
     sandbox_state: SandboxState = app.state.sandbox
-    sandbox_state.api_key = api_key
+    sandbox_state.api_keys = (api_key,)
 
 
 def create_sandbox_app(
     *,
     api_key: str | None = None,
+    api_keys: Sequence[str] | None = None,
     video_seconds: float = 3.0,
     bench: BenchMode | None = None,
     inspect: bool = False,
     limits: Limits | None = None,
+    image_rps: int | None = None,
+    video_rps: int | None = None,
 ) -> Starlette:
     """`inspect` turns on the journal and the `/_sandbox/*` routes (tests and the benchmark only: they show every
-    caller's prompts). Result files are served only through the expiring signed links the answers carry."""
-    state = SandboxState(api_key=api_key, video_seconds=video_seconds, limits=limits or Limits(), inspect=inspect)
+    caller's prompts). Result files are served only through the expiring signed links the answers carry.
+
+    `api_key` / `api_keys`: the keys accepted (all of them, each with its own rate budget and its own request
+    ids); neither: any key. `image_rps` / `video_rps`: xAI's per-team limits (5 and 1 there), applied per key;
+    None, the default, leaves them off so that tests firing bursts are not paced."""
+    for name, rate in (("image_rps", image_rps), ("video_rps", video_rps)):
+        if rate is not None and rate < 1:
+            raise ValueError(f"{name} must be at least 1, or None for no limit")
+    keys = [*([api_key] if api_key is not None else []), *(api_keys or [])]
+    state = SandboxState(
+        api_keys=tuple(keys) if keys else None,
+        video_seconds=video_seconds,
+        limits=limits or Limits(),
+        inspect=inspect,
+    )
+    pacer = Pacer(image_rps=image_rps, video_rps=video_rps)
     file_secret = secrets.token_urlsafe(32)  # files live in this process's memory, so its links need no more
     if bench is not None:
         state.inspect = False  # what is measured is the gateway, not the stand-in's journal
         state.keep("bench.png", render.render_png("benchmark", "1:1"), "image/png", Scenario(), pinned=True)
         state.keep("bench.mp4", render.render_mp4("benchmark", 1, "1:1"), "video/mp4", Scenario(), pinned=True)
 
-    async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-        refusal = _authorised(state, request.headers.get("authorization", ""))
-        if refusal is not None:
-            return refusal
+    async def parse_body(request: Request, model: type[Body], kind: Kind | None = None) -> tuple[str, Body] | Response:
+        """Authenticate, journal, pace (a submit of `kind`), then validate the body: what every route does first.
+        The caller's key id comes back with the body."""
+        caller = _presented_key(state, request.headers.get("authorization", ""))
+        if isinstance(caller, Response):
+            return caller
         try:
             raw = await request.json() if request.method == "POST" else {}
         except ValueError:
             return _error(422, "invalid_argument", "Failed to deserialize the JSON body")
-        state.record(request.method, request.url.path, raw)
+        named = raw.get("model") if isinstance(raw, dict) else None
+        state.record(request.method, request.url.path, raw, key=caller, model=named if isinstance(named, str) else None)
+        if kind is not None:
+            wait = pacer.admit(caller, kind)
+            if wait is not None:
+                limit = pacer.image_rps if kind == "image" else pacer.video_rps
+                message = f"Too many requests: at most {limit} {kind} requests per second for this team"
+                return _error(429, "rate_limited", message, {"Retry-After": retry_after(wait)})
         try:
-            return model.model_validate(raw)
+            return caller, model.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
@@ -201,26 +223,65 @@ def create_sandbox_app(
         state.linked(name, expires)
         return f"{request.url_for('sandbox_media', name=name)}?{signing.sign(file_secret, name, expires)}"
 
-    async def admit(image: ImageUrl | None, prompt: str | None, cost_ticks: int) -> tuple[Scenario, Response | None]:
+    def own_file(url: str) -> bytes | None:
+        """The bytes behind one of this sandbox's own signed links, read without a request to itself."""
+        parts = urlsplit(url)
+        head, _, name = parts.path.rpartition("/")
+        if not head.endswith("/files"):
+            return None
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        if not signing.verify(file_secret, name, query.get("exp"), query.get("sig")):
+            return None
+        found = state.file(name)
+        return found.data if found is not None else None
+
+    async def input_bytes(url: str | None, *, fetch: bool) -> bytes | None:
+        if not url:
+            return None
+        if url.startswith("data:"):
+            return inputs.data_uri_bytes(url)
+        mine = own_file(url)
+        if mine is not None or not fetch or not url.startswith(("http://", "https://")):
+            return mine
+        return await inputs.fetch(url)
+
+    async def admit(
+        images: Sequence[ImageUrl], prompt: str | None, cost_ticks: int
+    ) -> tuple[Scenario, Response | None]:
         """What every submit goes through: the input image check, then the faults the prompt asks for."""
         scenario = parse(prompt)
-        bad_input = _check_image_input(image)
+        bad_input = _check_image_input(images)
         if bad_input is not None:
             return scenario, bad_input
         return scenario, await _submit_gate(state, scenario, prompt, cost_ticks)
 
     async def images(request: Request) -> Response:
-        body = await parse_body(request, ImageBody)
-        if isinstance(body, Response):
-            return body
-        assert isinstance(body, ImageBody)
+        parsed = await parse_body(request, ImageBody, "image")
+        if isinstance(parsed, Response):
+            return parsed
+        _, body = parsed
+        model = catalogue.image_model(body.model)
+        if model is None:
+            return _unknown_model(body.model)
+        if body.quality is not None and not model.qualities:
+            return _error(400, "invalid_argument", f"quality is not supported by model {model.id}")
         is_edit = request.url.path.endswith("/edits")
-        if is_edit and body.image is None and not body.images:
-            return _error(422, "invalid_argument", "image or images is required for an edit")
-        scenario, refusal = await admit(body.image, body.prompt, IMAGE_COST_TICKS * (body.n or 1))
+        sources = ([body.image] if body.image is not None else []) + (body.images or [])
+        if is_edit:
+            if not sources:
+                return _error(422, "invalid_argument", "image or images is required for an edit")
+            if body.image is not None and body.images:
+                return _error(400, "invalid_argument", "image and images are mutually exclusive")
+            if len(sources) > MAX_EDIT_IMAGES:
+                message = f"images: at most {MAX_EDIT_IMAGES} input images can be edited, got {len(sources)}"
+                return _error(400, "invalid_argument", message)
+        n = body.n or 1
+        input_cost = catalogue.INPUT_IMAGE_EDIT_TICKS * len(sources) if is_edit else 0
+        cost = model.price(body.quality, body.resolution) * n + input_cost
+        scenario, refusal = await admit(sources, body.prompt, cost)
         if refusal is not None:
             return refusal
-        odd = _odd_image_answer(scenario, body.n or 1)
+        odd = _odd_image_answer(scenario, n, cost)
         if odd is not None:
             return odd
         if bench is not None:
@@ -228,50 +289,123 @@ def create_sandbox_app(
                 await asyncio.sleep(bench.image_delay)
             url = media_url(request, "bench.png")
             item = {"url": url, "mime_type": "image/png", "revised_prompt": ""}
-            return JSONResponse({"data": [item], "usage": {"cost_in_usd_ticks": IMAGE_COST_TICKS}})
+            return JSONResponse({"data": [item], "usage": {"cost_in_usd_ticks": cost}})
+        like = None
+        if is_edit and len(sources) == 1:  # a single-image edit keeps its input's shape, when it can be read
+            data = await input_bytes(sources[0].url, fetch=False)
+            like = inputs.image_size(data) if data is not None else None
         items = []
-        for _ in range(body.n or 1):
-            png = await asyncio.to_thread(render.render_png, body.prompt, body.aspect_ratio)
+        for index in range(n):
+            png = await asyncio.to_thread(
+                render.render_png, body.prompt, body.aspect_ratio, resolution=body.resolution, index=index, like=like
+            )
             if body.response_format == "b64_json":
                 items.append({"b64_json": base64.b64encode(png).decode(), "mime_type": "image/png"})
             else:
                 name = f"{uuid.uuid4()}.png"
                 state.keep(name, png, "image/png", scenario)
                 items.append({"url": media_url(request, name), "mime_type": "image/png", "revised_prompt": ""})
-        return JSONResponse({"data": items, "usage": {"cost_in_usd_ticks": IMAGE_COST_TICKS * len(items)}})
+        return JSONResponse({"data": items, "usage": {"cost_in_usd_ticks": cost}})
 
-    async def submit_video(request: Request) -> Response:
-        body = await parse_body(request, VideoBody)
-        if isinstance(body, Response):
-            return body
-        assert isinstance(body, VideoBody)
-        if not body.prompt and body.image is None:
-            return _error(400, "invalid_argument", "prompt is required for text-to-video")
-        cost = VIDEO_COST_TICKS_PER_SECOND * (body.duration or 8)
-        scenario, refusal = await admit(body.image, body.prompt, cost)
-        if refusal is not None:
-            return refusal
+    async def start_video(
+        caller: str, prompt: str, scenario: Scenario, model: VideoModel, shape: tuple[int, str, str | None], cost: int
+    ) -> Response:
+        """Queue a video (any of the three submits); `shape` is (duration, resolution, aspect ratio)."""
+        duration, resolution, aspect_ratio = shape
         request_id = str(uuid.uuid4())
         delay = scenario.delay if scenario.delay is not None else state.video_seconds
         if bench is not None:
             delay = random.uniform(*bench.video_delay)
         task = VideoTask(
-            prompt=(body.prompt or "image-to-video")[: state.limits.prompt_chars],
-            duration=body.duration or 8,
-            aspect_ratio=body.aspect_ratio,
+            prompt=prompt[: state.limits.prompt_chars],
+            duration=duration,
+            aspect_ratio=aspect_ratio,
             scenario=scenario,
             ready_at=time.monotonic() + delay,
             ready_wall=time.time() + delay,
+            owner=caller,
+            model=model.id,
+            resolution=resolution,
+            cost_ticks=cost,
         )
         state.add_video(request_id, task)
         return JSONResponse({"request_id": request_id})
+
+    async def submit_video(request: Request) -> Response:
+        parsed = await parse_body(request, VideoBody, "video")
+        if isinstance(parsed, Response):
+            return parsed
+        caller, body = parsed
+        model = catalogue.video_model(body.model)
+        if model is None:
+            return _unknown_model(body.model)
+        if not body.prompt and body.image is None:
+            return _error(400, "invalid_argument", "prompt is required for text-to-video")
+        resolution = body.resolution or catalogue.DEFAULT_VIDEO_RESOLUTION
+        if resolution not in model.per_second:
+            return _error(400, "invalid_argument", f"resolution {resolution} is not supported by model {model.id}")
+        duration = body.duration or 8
+        conditioning = ([body.image] if body.image is not None else []) + (body.reference_images or [])
+        cost = model.per_second[resolution] * duration + model.input_image * len(conditioning)
+        scenario, refusal = await admit(conditioning, body.prompt, cost)
+        if refusal is not None:
+            return refusal
+        shape = (duration, resolution, body.aspect_ratio)
+        return await start_video(caller, body.prompt or "image-to-video", scenario, model, shape, cost)
+
+    async def read_input_video(url: str | None) -> inputs.VideoFacts | Response | None:
+        """The input video's facts; None if it cannot be had (the defaults apply); 400 if it is no video."""
+        data = await input_bytes(url, fetch=True)
+        if data is None:
+            return None
+        facts = await asyncio.to_thread(inputs.video_facts, data)
+        if facts is None:
+            return _error(400, "invalid_argument", "Input video could not be decoded as MP4")
+        return facts
+
+    async def edit_or_extend_video(request: Request) -> Response:
+        extending = request.url.path.endswith("/extensions")
+        shape: type[EditVideoBody] = ExtendVideoBody if extending else EditVideoBody
+        parsed = await parse_body(request, shape, "video")
+        if isinstance(parsed, Response):
+            return parsed
+        caller, body = parsed
+        model = catalogue.video_model(body.model)
+        if model is None:
+            return _unknown_model(body.model)
+        if not body.video.url and not body.video.file_id:
+            return _error(
+                422, "invalid_argument", "Failed to deserialize the JSON body: video: url or file_id is required"
+            )
+        facts = await read_input_video(body.video.url)
+        if isinstance(facts, Response):
+            return facts
+        seconds = facts.seconds if facts is not None else float(DEFAULT_INPUT_SECONDS)
+        if extending and not EXTEND_INPUT_SECONDS[0] <= seconds <= EXTEND_INPUT_SECONDS[1] + 0.5:
+            low, high = EXTEND_INPUT_SECONDS
+            return _error(400, "invalid_argument", f"video: the input must be {low} to {high} s long, not {seconds:g}")
+        if not extending and seconds > EDIT_MAX_SECONDS + 0.05:
+            return _error(
+                400, "invalid_argument", f"video: at most {EDIT_MAX_SECONDS} s can be edited, not {seconds:g}"
+            )
+        input_seconds = facts.duration if facts is not None else DEFAULT_INPUT_SECONDS
+        added = (body.duration or 6) if isinstance(body, ExtendVideoBody) else input_seconds
+        resolution = _resolution_for(facts, model)
+        aspect = render.nearest_video_aspect(facts.width, facts.height) if facts is not None else None
+        cost = model.per_second[resolution] * added + catalogue.INPUT_VIDEO_TICKS_PER_SECOND * input_seconds
+        scenario, refusal = await admit([], body.prompt, cost)
+        if refusal is not None:
+            return refusal
+        duration = input_seconds + added if extending else input_seconds
+        return await start_video(caller, body.prompt, scenario, model, (duration, resolution, aspect), cost)
 
     async def poll_video(request: Request) -> Response:
         parsed = await parse_body(request, NoBody)
         if isinstance(parsed, Response):
             return parsed
+        caller, _ = parsed
         task = state.video(request.path_params["request_id"])
-        if task is None or task.scenario.gone:
+        if task is None or task.scenario.gone or task.owner != caller:
             return _error(404, "not_found", "No deferred video found with the given request_id")
         task.polls += 1
         scenario = task.scenario
@@ -287,7 +421,7 @@ def create_sandbox_app(
             return JSONResponse({"status": "pending", "progress": progress}, status_code=202)
         if scenario.expire:
             return JSONResponse({"status": "expired"})
-        usage = {"cost_in_usd_ticks": VIDEO_COST_TICKS_PER_SECOND * duration}
+        usage = {"cost_in_usd_ticks": task.cost_ticks}
         if scenario.fail:
             return JSONResponse(
                 {
@@ -297,19 +431,47 @@ def create_sandbox_app(
             )
         if scenario.moderate:
             video = {"url": "", "duration": duration, "respect_moderation": False}
-            return JSONResponse({"status": "done", "model": "grok-imagine-video", "video": video, "usage": usage})
+            return JSONResponse({"status": "done", "model": task.model, "video": video, "usage": usage})
         if task.media_name is None and bench is not None:
             task.media_name = "bench.mp4"
         if task.media_name is None or state.file(task.media_name) is None:
-            mp4 = await asyncio.to_thread(render.render_mp4, task.prompt, duration, task.aspect_ratio)
+            mp4 = await asyncio.to_thread(render.render_mp4, task.prompt, duration, task.aspect_ratio, task.resolution)
             task.media_name = f"{request.path_params['request_id']}.mp4"
             state.keep(task.media_name, mp4, "video/mp4", scenario)
         video = {"url": media_url(request, task.media_name), "duration": duration, "respect_moderation": True}
         if scenario.nostatus:
-            return JSONResponse({"model": "grok-imagine-video", "video": video, "usage": usage})
-        return JSONResponse(
-            {"status": "done", "model": "grok-imagine-video", "video": video, "progress": 100, "usage": usage}
-        )
+            return JSONResponse({"model": task.model, "video": video, "usage": usage})
+        return JSONResponse({"status": "done", "model": task.model, "video": video, "progress": 100, "usage": usage})
+
+    async def image_models(request: Request) -> Response:
+        parsed = await parse_body(request, NoBody)
+        if isinstance(parsed, Response):
+            return parsed
+        return JSONResponse({"models": [catalogue.image_listing(model) for model in catalogue.IMAGE_MODELS]})
+
+    async def image_model(request: Request) -> Response:
+        parsed = await parse_body(request, NoBody)
+        if isinstance(parsed, Response):
+            return parsed
+        model = catalogue.image_model(request.path_params["model_id"])
+        if model is None:
+            return _unknown_model(request.path_params["model_id"])
+        return JSONResponse(catalogue.image_listing(model))
+
+    async def video_models(request: Request) -> Response:
+        parsed = await parse_body(request, NoBody)
+        if isinstance(parsed, Response):
+            return parsed
+        return JSONResponse({"models": [catalogue.video_listing(model) for model in catalogue.VIDEO_MODELS]})
+
+    async def video_model(request: Request) -> Response:
+        parsed = await parse_body(request, NoBody)
+        if isinstance(parsed, Response):
+            return parsed
+        model = catalogue.video_model(request.path_params["model_id"])
+        if model is None:
+            return _unknown_model(request.path_params["model_id"])
+        return JSONResponse(catalogue.video_listing(model))
 
     async def media(request: Request) -> Response:
         name = request.path_params["name"]
@@ -345,7 +507,13 @@ def create_sandbox_app(
         Route("/v1/images/generations", images, methods=["POST"]),
         Route("/v1/images/edits", images, methods=["POST"]),
         Route("/v1/videos/generations", submit_video, methods=["POST"]),
+        Route("/v1/videos/edits", edit_or_extend_video, methods=["POST"]),
+        Route("/v1/videos/extensions", edit_or_extend_video, methods=["POST"]),
         Route("/v1/videos/{request_id}", poll_video, methods=["GET"]),
+        Route("/v1/image-generation-models", image_models, methods=["GET"]),
+        Route("/v1/image-generation-models/{model_id}", image_model, methods=["GET"]),
+        Route("/v1/video-generation-models", video_models, methods=["GET"]),
+        Route("/v1/video-generation-models/{model_id}", video_model, methods=["GET"]),
         Route("/files/{name}", media, methods=["GET"], name="sandbox_media"),
     ]
     if inspect:

@@ -1,4 +1,5 @@
-"""Real media for the sandbox: a PNG of the asked aspect ratio (Pillow), an H.264 MP4 of the asked duration (PyAV)."""
+"""Real media for the sandbox: a PNG of the asked aspect ratio and resolution (Pillow), an H.264 MP4 of the asked
+duration, aspect ratio and resolution (PyAV)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,72 @@ from fractions import Fraction
 import av
 from PIL import Image, ImageDraw
 
-IMAGE_LONG_SIDE = 1024
-VIDEO_SIZES: dict[str, tuple[int, int]] = {
-    "16:9": (848, 480),
-    "9:16": (480, 848),
-    "4:3": (640, 480),
-    "3:4": (480, 640),
-    "1:1": (480, 480),
-    "3:2": (720, 480),
-    "2:3": (480, 720),
+IMAGE_LONG_SIDES: dict[str, int] = {"1k": 1024, "1.5k": 1536, "2k": 2048}
+"""Pixels on the long side of an image, by `resolution`."""
+VIDEO_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "480p": {
+        "16:9": (848, 480),
+        "9:16": (480, 848),
+        "4:3": (640, 480),
+        "3:4": (480, 640),
+        "1:1": (480, 480),
+        "3:2": (720, 480),
+        "2:3": (480, 720),
+    },
+    "720p": {
+        "16:9": (1280, 720),
+        "9:16": (720, 1280),
+        "4:3": (960, 720),
+        "3:4": (720, 960),
+        "1:1": (720, 720),
+        "3:2": (1080, 720),
+        "2:3": (720, 1080),
+    },
+    "1080p": {
+        "16:9": (1920, 1080),
+        "9:16": (1080, 1920),
+        "4:3": (1440, 1080),
+        "3:4": (1080, 1440),
+        "1:1": (1080, 1080),
+        "3:2": (1620, 1080),
+        "2:3": (1080, 1620),
+    },
 }
+"""Frame sizes by `resolution` (the short side) and aspect ratio: even, as H.264's 4:2:0 needs."""
 VIDEO_FPS = 8
 
 
-def image_size(aspect_ratio: str | None) -> tuple[int, int]:
-    if not aspect_ratio or aspect_ratio == "auto":
-        return (IMAGE_LONG_SIDE, IMAGE_LONG_SIDE)
-    width_part, height_part = (float(part) for part in aspect_ratio.split(":"))
+def image_size(
+    aspect_ratio: str | None, resolution: str | None = None, like: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """The long side from `resolution` (1k when unset); the shape from `like` (an input image's size, which a
+    single-image edit keeps), else from `aspect_ratio` (square for `auto` or unset)."""
+    long_side = IMAGE_LONG_SIDES[resolution or "1k"]
+    if like is not None:
+        width_part, height_part = float(like[0]), float(like[1])
+    elif not aspect_ratio or aspect_ratio == "auto":
+        return (long_side, long_side)
+    else:
+        width_part, height_part = (float(part) for part in aspect_ratio.split(":"))
     if width_part >= height_part:
-        return (IMAGE_LONG_SIDE, round(IMAGE_LONG_SIDE * height_part / width_part))
-    return (round(IMAGE_LONG_SIDE * width_part / height_part), IMAGE_LONG_SIDE)
+        return (long_side, max(1, round(long_side * height_part / width_part)))
+    return (max(1, round(long_side * width_part / height_part)), long_side)
+
+
+def video_size(aspect_ratio: str | None, resolution: str | None) -> tuple[int, int]:
+    sizes = VIDEO_SIZES[resolution or "480p"]
+    return sizes.get(aspect_ratio or "16:9", sizes["16:9"])
+
+
+def nearest_video_aspect(width: int, height: int) -> str:
+    """The aspect ratio of ours closest to an input video's frame, which an edit or extension keeps."""
+    ratio = width / height
+    return min(VIDEO_SIZES["480p"], key=lambda name: abs(_ratio(name) - ratio))
+
+
+def _ratio(aspect_ratio: str) -> float:
+    width_part, height_part = (float(part) for part in aspect_ratio.split(":"))
+    return width_part / height_part
 
 
 def _palette(seed: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -44,16 +91,28 @@ def _canvas(size: tuple[int, int], seed: str, caption: str) -> Image.Image:
     return image
 
 
-def render_png(prompt: str, aspect_ratio: str | None) -> bytes:
-    image = _canvas(image_size(aspect_ratio), prompt, f"grokgate sandbox: {prompt}")
+def render_png(
+    prompt: str,
+    aspect_ratio: str | None,
+    *,
+    resolution: str | None = None,
+    index: int = 0,
+    like: tuple[int, int] | None = None,
+) -> bytes:
+    """One image of a request; `index` > 0 (the further images of `n`) changes colours and caption, so that the
+    images of one answer are distinct files, as xAI's are. Fast PNG compression keeps a 2k image cheap."""
+    seed = prompt if index == 0 else f"{prompt}#{index}"
+    caption = f"grokgate sandbox: {prompt}" if index == 0 else f"grokgate sandbox #{index + 1}: {prompt}"
+    image = _canvas(image_size(aspect_ratio, resolution, like), seed, caption)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
-def render_mp4(prompt: str, duration: int, aspect_ratio: str | None) -> bytes:
-    """`duration` seconds of H.264 at a low frame rate: real, playable, and cheap to make."""
-    width, height = VIDEO_SIZES.get(aspect_ratio or "16:9", VIDEO_SIZES["16:9"])
+def render_mp4(prompt: str, duration: int, aspect_ratio: str | None, resolution: str | None = None) -> bytes:
+    """`duration` seconds of H.264 at a low frame rate: real, playable, and cheap to make (a 6 s 1080p video
+    takes about half a second)."""
+    width, height = video_size(aspect_ratio, resolution)
     base = _canvas((width, height), prompt, f"grokgate sandbox: {prompt}")
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:

@@ -47,6 +47,11 @@ class VideoTask:
     """On the monotonic clock."""
     ready_wall: float
     """The same moment on the wall clock, which the benchmark compares with the gateway's finish times."""
+    owner: str = ""
+    """The key id (`key_id`) that submitted it: xAI answers a request id only to the team that made it."""
+    model: str = "grok-imagine-video"
+    resolution: str = "480p"
+    cost_ticks: int = 0
     polls: int = 0
     media_name: str | None = None
 
@@ -58,6 +63,11 @@ class StoredFile:
     scenario: Scenario
     expires: float
     """Wall-clock time after which no link to it is valid any more."""
+
+
+def key_id(api_key: str) -> str:
+    """How the journal and the video tasks name a key: a short SHA-256, never the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 def digest(value: str | bytes) -> str:
@@ -79,7 +89,8 @@ def summarise(value: Any, limit: int) -> Any:
 
 @dataclass
 class SandboxState:
-    api_key: str | None
+    api_keys: tuple[str, ...] | None
+    """The keys accepted; None: any key (a standalone sandbox started without `--api-key`)."""
     video_seconds: float
     limits: Limits = field(default_factory=Limits)
     inspect: bool = False
@@ -93,11 +104,19 @@ class SandboxState:
     def __post_init__(self) -> None:
         self.journal = deque(maxlen=self.limits.journal_entries)
 
-    def record(self, method: str, path: str, body: Any) -> None:
-        """Journal a call, for tests to read at `/_sandbox/requests`; nothing is kept when nobody may read it."""
+    def record(self, method: str, path: str, body: Any, *, key: str | None = None, model: str | None = None) -> None:
+        """Journal a call, for tests to read at `/_sandbox/requests`: with the calling key's `key_id` and the
+        model the body names (as sent), so a test can tell which key and model a call used. Nothing is kept when
+        nobody may read it."""
         if self.inspect:
             self.journal.append(
-                {"method": method, "path": path, "body": summarise(body, self.limits.journal_field_bytes)}
+                {
+                    "method": method,
+                    "path": path,
+                    "body": summarise(body, self.limits.journal_field_bytes),
+                    "key": key,
+                    "model": model,
+                }
             )
 
     def count_submit(self, prompt: str | None) -> int:
