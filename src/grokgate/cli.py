@@ -251,6 +251,8 @@ def sandbox(
     image_delay: Annotated[float, typer.Option(help="Benchmark mode: seconds before an image answer.")] = 0.0,
     video_delay_min: Annotated[float, typer.Option(help="Benchmark mode: shortest video render.")] = 1.0,
     video_delay_max: Annotated[float, typer.Option(help="Benchmark mode: longest video render.")] = 1.0,
+    image_rps: Annotated[int | None, typer.Option(help="Image requests per second per key, as xAI's 5 (off).")] = None,
+    video_rps: Annotated[int | None, typer.Option(help="Video requests per second per key, as xAI's 1 (off).")] = None,
 ) -> None:
     """Run the sandbox upstream on its own port: xAI's media API, offline (point XAI_BASE_URL at HOST:PORT/v1)."""
     import uvicorn
@@ -258,7 +260,14 @@ def sandbox(
     from grokgate.upstream.sandbox.app import BenchMode, create_sandbox_app
 
     mode = BenchMode(image_delay, (video_delay_min, video_delay_max)) if bench else None
-    app_ = create_sandbox_app(api_key=api_key, video_seconds=video_seconds, bench=mode, inspect=inspect)
+    app_ = create_sandbox_app(
+        api_key=api_key,
+        video_seconds=video_seconds,
+        bench=mode,
+        inspect=inspect,
+        image_rps=image_rps,
+        video_rps=video_rps,
+    )
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
 
 

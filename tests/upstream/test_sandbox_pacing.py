@@ -6,9 +6,15 @@ journal names the key (by a short hash) and the model of every call. Off by defa
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from pathlib import Path
+
+import httpx
 
 from grokgate.upstream.sandbox.state import key_id
+from tests.e2e.process import GROKGATE, clean_env
+from tests.support import free_port, wait_for
 from tests.upstream.sandbox_support import KEYS, auth, sandbox_client
 
 
@@ -112,3 +118,30 @@ async def test_the_journal_names_key_and_model_but_never_the_key() -> None:
         assert key_id(KEYS[0]) != key_id(KEYS[1])
         text = (await client.get("/_sandbox/requests")).text
         assert all(key not in text for key in KEYS)
+
+
+async def test_the_cli_sandbox_takes_the_rates(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "sandbox.log").open("wb")
+    args = [GROKGATE, "sandbox", "--port", str(port), "--api-key", KEYS[0], "--image-rps", "1", "--video-rps", "1"]
+    proc = subprocess.Popen(args, env=clean_env(), stdout=log, stderr=log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=30) as client:
+
+            async def listening() -> bool:
+                assert proc.poll() is None, (tmp_path / "sandbox.log").read_text()
+                try:
+                    return (await client.get("/v1/image-generation-models")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(listening, what="the sandbox to listen")
+            for path, body in [
+                ("/v1/images/generations", {"prompt": "a"}),
+                ("/v1/videos/generations", {"prompt": "v", "duration": 1}),
+            ]:
+                assert (await client.post(path, json=body)).status_code == 200
+                assert (await client.post(path, json=body)).status_code == 429
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
