@@ -143,7 +143,7 @@ async def test_a_field_a_sub_model_does_not_take_is_named_and_changes_nothing(
 
 async def test_extend_my_last_video_by_its_link(gateway: Gateway, sandbox: Sandbox) -> None:
     tenant = await gateway.tenant(credits=1000)
-    first = await gateway.generate(tenant, {"prompt": "a wave", "duration": 1})
+    first = await gateway.generate(tenant, {"prompt": "a wave", "duration": 2})
     video = (await wait_job(gateway.client, tenant, first.json()["jobId"]))["output"]["videoUrl"]
     extended = await gateway.generate(
         tenant, {"prompt": "and it breaks", "model": "video-extend", "video_url": video, "duration": 2}

@@ -82,7 +82,7 @@ def test_the_workflow_form_refuses_wrong_types_too(workflow: str, duration: Any)
     [
         ({"prompt": "x", "duration": True}, "duration"),
         ({"prompt": "x", "duration": "6"}, "duration"),
-        ({"prompt": "x", "duration": 6.0}, "duration"),
+        ({"prompt": "x", "duration": 6.5}, "duration"),
         ({"prompt": 7, "model": "text-to-image"}, "prompt"),
         ({"prompt": "x", "model": ["text-to-image"]}, "model"),
         ({"prompt": "x", "aspect_ratio": 1.5}, "aspect_ratio"),
@@ -106,3 +106,10 @@ async def test_a_wrong_json_type_is_400_and_charges_nothing(
             assert_error(response, 400, "INVALID_INPUT", f"input.{field}")
     assert await counts(gateway.db_url) == before
     assert await sandbox.requests("/v1/") == []
+
+
+def test_a_whole_number_written_with_a_point_is_the_integer_json_schema_says_it_is() -> None:
+    assert GenerateRequest.model_validate_json('{"prompt": "x", "duration": 6.0}').duration == 6
+    for wrong in ("true", '"6"', "6.5"):
+        with pytest.raises(ValidationError):
+            GenerateRequest.model_validate_json('{"prompt": "x", "duration": %s}' % wrong)  # noqa: UP031

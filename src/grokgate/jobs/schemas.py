@@ -11,10 +11,10 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from grokgate.catalogue.catalogue import load as load_catalogue
@@ -94,6 +94,15 @@ def _by_sub_model(schema: dict[str, Any]) -> None:
     }
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number that is whole (`6.0`) is the integer JSON Schema says it is; anything else goes on to the
+    strict check (so `true`, `"6"` and `6.5` are refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+
+
 class GenerateRequest(BaseModel):
     """Body of `POST /api/v1/models/grok-imagine`: any sub-model of the catalogue and the fields it takes."""
 
@@ -122,7 +131,7 @@ class GenerateRequest(BaseModel):
         "text-to-image, where it asks for an edit of that image.",
     )
     aspect_ratio: AspectRatio | None = Field(default=None, description="Output aspect ratio.")
-    duration: int | None = Field(
+    duration: Whole | None = Field(
         default=None,
         ge=1,
         le=15,
@@ -139,7 +148,7 @@ class GenerateRequest(BaseModel):
         max_length=16,
         description="Images `1k`/`2k`; videos `480p` (default), `720p`, `1080p` where the model has it.",
     )
-    n: int | None = Field(default=None, ge=1, le=10, description="Images per request (1-10), each charged.")
+    n: Whole | None = Field(default=None, ge=1, le=10, description="Images per request (1-10), each charged.")
     image_urls: list[str] | None = Field(
         default=None, min_length=1, max_length=3, description="Up to 3 source images for a multi-image edit."
     )
@@ -182,11 +191,17 @@ class GenericInput(BaseModel):
     model: Literal["grok-imagine"] = "grok-imagine"
     aspect_ratio: AspectRatio | None = None
     image_url: str | None = Field(default=None, json_schema_extra={"pattern": IMAGE_URL_PATTERN})
-    duration: int | None = Field(default=None, ge=1, le=15)
-    resolution: str | None = Field(default=None, max_length=16)
-    n: int | None = Field(default=None, ge=1, le=10)
-    image_urls: list[str] | None = Field(default=None, min_length=1, max_length=3)
-    quality: str | None = Field(default=None, max_length=16)
+    duration: Whole | None = Field(default=None, ge=1, le=15)
+    resolution: str | None = Field(
+        default=None, max_length=16, json_schema_extra={"enum": ["1k", "2k", "480p", "720p"]}
+    )
+    n: Whole | None = Field(default=None, ge=1, le=10, description="generate_image only")
+    image_urls: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        json_schema_extra={"items": {"type": "string", "pattern": IMAGE_URL_PATTERN}},
+    )
 
     @field_validator("image_url")
     @classmethod
@@ -224,7 +239,6 @@ class GenericJobRequest(BaseModel):
             resolution=data.resolution,
             n=data.n,
             image_urls=data.image_urls,
-            quality=data.quality,
         )
 
 
