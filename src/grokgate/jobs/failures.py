@@ -36,17 +36,10 @@ class Failure:
 
 def failure_of(exc: BaseException) -> Failure:
     """How a job that raised `exc` ends, and the answer its request gets."""
-    if isinstance(exc, UpstreamWithheld):
-        return Failure(
-            states.Fail("CONTENT_MODERATED", exc.message, exc.cost_in_usd_ticks),
-            400,
-            "UPSTREAM_REJECTED",
-            exc.message,
-            upstream_code=exc.code,
-        )
     if isinstance(exc, UpstreamRejected):
+        code = "CONTENT_MODERATED" if isinstance(exc, UpstreamWithheld) else "UPSTREAM_REJECTED"
         return Failure(
-            states.Fail("UPSTREAM_REJECTED", exc.message, exc.cost_in_usd_ticks),
+            states.Fail(code, exc.message, exc.cost_in_usd_ticks),
             400,
             "UPSTREAM_REJECTED",
             exc.message,

@@ -443,35 +443,28 @@ def create_sandbox_app(
             return JSONResponse({"model": task.model, "video": video, "usage": usage})
         return JSONResponse({"status": "done", "model": task.model, "video": video, "progress": 100, "usage": usage})
 
-    async def image_models(request: Request) -> Response:
-        parsed = await parse_body(request, NoBody)
-        if isinstance(parsed, Response):
-            return parsed
-        return JSONResponse({"models": [catalogue.image_listing(model) for model in catalogue.IMAGE_MODELS]})
+    def listings(models: Any, listing: Any, find: Any) -> tuple[Any, Any]:
+        """`GET /v1/{kind}-generation-models` and `GET /v1/{kind}-generation-models/{model_id}`."""
 
-    async def image_model(request: Request) -> Response:
-        parsed = await parse_body(request, NoBody)
-        if isinstance(parsed, Response):
-            return parsed
-        model = catalogue.image_model(request.path_params["model_id"])
-        if model is None:
-            return _unknown_model(request.path_params["model_id"])
-        return JSONResponse(catalogue.image_listing(model))
+        async def every(request: Request) -> Response:
+            parsed = await parse_body(request, NoBody)
+            if isinstance(parsed, Response):
+                return parsed
+            return JSONResponse({"models": [listing(model) for model in models]})
 
-    async def video_models(request: Request) -> Response:
-        parsed = await parse_body(request, NoBody)
-        if isinstance(parsed, Response):
-            return parsed
-        return JSONResponse({"models": [catalogue.video_listing(model) for model in catalogue.VIDEO_MODELS]})
+        async def one(request: Request) -> Response:
+            parsed = await parse_body(request, NoBody)
+            if isinstance(parsed, Response):
+                return parsed
+            model = find(request.path_params["model_id"])
+            if model is None:
+                return _unknown_model(request.path_params["model_id"])
+            return JSONResponse(listing(model))
 
-    async def video_model(request: Request) -> Response:
-        parsed = await parse_body(request, NoBody)
-        if isinstance(parsed, Response):
-            return parsed
-        model = catalogue.video_model(request.path_params["model_id"])
-        if model is None:
-            return _unknown_model(request.path_params["model_id"])
-        return JSONResponse(catalogue.video_listing(model))
+        return every, one
+
+    image_models, image_model = listings(catalogue.IMAGE_MODELS, catalogue.image_listing, catalogue.image_model)
+    video_models, video_model = listings(catalogue.VIDEO_MODELS, catalogue.video_listing, catalogue.video_model)
 
     async def media(request: Request) -> Response:
         name = request.path_params["name"]
