@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -41,10 +42,28 @@ def free_socket() -> socket.socket:
     return sock
 
 
+_PORTS = {"sqlite": range(12000, 21000), "postgresql": range(21000, 30000)}
+"""Ports handed to server processes, one block per database pass. The two passes run side by side, and a port
+the kernel chose (then let go) could be chosen again for the other pass before our process binds it: the test
+would then talk to the other pass's server. These blocks sit below the kernel's ephemeral range, so only this
+function hands them out, each pass from its own."""
+
+
+_CHOOSER = random.Random()  # its own generator: tests that seed the global one must not make it repeat itself
+
+
 def free_port() -> int:
-    with contextlib.closing(free_socket()) as sock:
-        port: int = sock.getsockname()[1]
-        return port
+    """A port no other test process is given and nothing listens on now, for a server process to bind."""
+    block = _PORTS.get(BACKEND, _PORTS["sqlite"])
+    for _ in range(200):
+        port = _CHOOSER.choice(block)
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this pass's block")
 
 
 class LiveServer:
