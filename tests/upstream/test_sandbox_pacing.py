@@ -54,7 +54,7 @@ async def test_no_second_holds_more_than_the_rate() -> None:
                 refused += 1
             await asyncio.sleep(0.04)
         assert refused > 0
-        assert len(accepted) >= 10  # the budget comes back every second
+        assert len(accepted) > 5  # more than one second's budget: it comes back
         for first, sixth in zip(accepted, accepted[5:], strict=False):
             assert sixth[1] - first[0] >= 1.0, "six image requests were accepted within one second"
 

@@ -138,18 +138,19 @@ class Ingestor:
             raise MediaUnavailable(f"downloading the result failed: {exc}") from exc
         return digest.hexdigest(), size
 
-    async def _keep(self, key: str, put: Callable[[], Awaitable[None]]) -> None:
-        """Claim `key`, then write it unless it is already there: in that order, or the sweeper may delete an
-        object found present before the job that now shares it is committed."""
+    async def _keep(self, *objects: tuple[str, Callable[[], Awaitable[None]]]) -> None:
+        """Claim the keys (one transaction), then write each unless it is already there: in that order, or the
+        sweeper may delete an object found present before the job that now shares it is committed."""
         if self.claims is not None:
-            await self.claims.claim(key)
-        if not await self.store.exists(key):
-            await put()
+            await self.claims.claim(*(key for key, _ in objects))
+        for key, put in objects:
+            if not await self.store.exists(key):
+                await put()
 
     async def keep(self, image: InlineImage) -> None:
         """Store a customer's input image (once: the key is its hash)."""
         try:
-            await self._keep(image.media.key, lambda: self.store.put_bytes(image.media.key, image.data))
+            await self._keep((image.media.key, lambda: self.store.put_bytes(image.media.key, image.data)))
         except (OSError, ObstoreError) as exc:
             raise StorageFailed(f"storing the input image failed: {exc!r}") from exc
 
@@ -173,7 +174,7 @@ class Ingestor:
             except NotMedia as exc:
                 raise MediaRejected(str(exc)) from exc
             key = f"{sha[:2]}/{sha}.{measured.extension}"
-            await self._keep(key, lambda: self.store.put_file(key, path))
+            objects: list[tuple[str, Callable[[], Awaitable[None]]]] = [(key, lambda: self.store.put_file(key, path))]
             stored = [
                 StoredMedia(
                     role=kind,
@@ -190,7 +191,7 @@ class Ingestor:
                 poster = await asyncio.to_thread(probe.poster_jpeg, path)
                 poster_sha = hashlib.sha256(poster).hexdigest()
                 poster_key = f"{poster_sha[:2]}/{poster_sha}.jpg"
-                await self._keep(poster_key, lambda: self.store.put_bytes(poster_key, poster))
+                objects.append((poster_key, lambda: self.store.put_bytes(poster_key, poster)))
                 stored.append(
                     StoredMedia(
                         role="poster",
@@ -202,4 +203,5 @@ class Ingestor:
                         height=measured.height,
                     )
                 )
+            await self._keep(*objects)
             return stored

@@ -59,13 +59,16 @@ class ObjectClaims:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, key: str) -> None:
-        statement = _insert(self.db).values(key=key, claimed_at=utcnow())
-        statement = statement.on_conflict_do_update(
-            index_elements=[MediaObject.key], set_={"claimed_at": statement.excluded.claimed_at}
-        )
+    async def claim(self, *keys: str) -> None:
+        """Claim every key in one transaction (a video and its poster cost one write, not two)."""
+        now = utcnow()
         async with self.db.transaction() as session:
-            await session.execute(statement)
+            for key in keys:
+                statement = _insert(self.db).values(key=key, claimed_at=now)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[MediaObject.key], set_={"claimed_at": statement.excluded.claimed_at}
+                )
+                await session.execute(statement)
 
 
 def _referenced(key: Any) -> Any:
