@@ -9,12 +9,13 @@ headroom (1.1 * 10^9) for over a thousand jobs at the highest price, seven milli
 
 from __future__ import annotations
 
+from grokgate.catalogue.catalogue import MAX_CREDITS_PER_REQUEST
 from grokgate.errors import ApiError
 
 MAX_CREDITS = 10**9
 """Most credits one grant may give, and most a balance may hold after it."""
-MAX_PRICE = 10**6
-"""Most credits one job may cost (GROKGATE_PRICES)."""
+MAX_PRICE = MAX_CREDITS_PER_REQUEST
+"""Most credits one job may cost: the catalogue's bound on a price rule, which GROKGATE_PRICES obeys too."""
 
 
 def checked(amount: int, field: str = "credits", *, allow_zero: bool = False, most: int = MAX_CREDITS) -> int:

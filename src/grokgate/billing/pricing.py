@@ -1,14 +1,6 @@
-"""What each sub-model costs in credits. Plain functions over the configured table, no I/O."""
+"""xAI's list prices, for what it spent but did not report (a cancelled video). Credits come from the catalogue."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-
-
-def price_of(model: str, prices: Mapping[str, int]) -> int:
-    """Credits for one request of `model` (image edits are priced as text-to-image, as the seed does)."""
-    return prices[model]
-
 
 IMAGE_LIST_TICKS = 200_000_000
 """xAI's list price of one `grok-imagine-image` image: $0.02 (1 USD = 10^10 ticks)."""

@@ -9,6 +9,7 @@ the price of every charge all read the same `Catalogue`, so nothing else keeps a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -132,8 +133,10 @@ class Catalogue(_Shape):
         ]
 
 
+@functools.cache
 def load(path: Path | None = None) -> Catalogue:
-    """The operator's file, or the shipped table. Raises ValueError naming what is wrong."""
+    """The operator's file, or the shipped table, read and checked once per process (the table is never changed
+    in place: `with_prices` makes a copy). Raises ValueError naming what is wrong."""
     source = path or DEFAULT_FILE
     try:
         data = json.loads(source.read_text())

@@ -61,6 +61,15 @@ def _reused() -> ApiError:
     )
 
 
+def _answer_of(record: IdempotencyRecord, request_hash: str) -> Answer:
+    """What a live claim says to a request with its key: the stored answer, or 'wait' (status 0) while it runs."""
+    if record.request_hash != request_hash:
+        raise _reused()
+    if record.status_code is None:
+        return Answer(status=0, body=None)
+    return Answer(status=record.status_code, body=record.response_body, replayed=True)
+
+
 class Idempotency:
     def __init__(self, db: Database, *, stale_after: float, wait_step: float = 0.05) -> None:
         self.db = db
@@ -85,11 +94,7 @@ class Idempotency:
                         )
                     )
                     return None
-                if record.request_hash != request_hash:
-                    raise _reused()
-                if record.status_code is None:
-                    return Answer(status=0, body=None)
-                return Answer(status=record.status_code, body=record.response_body, replayed=True)
+                return _answer_of(record, request_hash)
         except IntegrityError:
             return Answer(status=0, body=None)  # a racing request claimed it first: wait for its answer
 
@@ -104,11 +109,7 @@ class Idempotency:
             record = await session.get(IdempotencyRecord, (org_id, key))
             if record is None or self._stale(record, utcnow()):
                 return None
-            if record.request_hash != request_hash:
-                raise _reused()
-            if record.status_code is None:
-                return Answer(status=0, body=None)
-            return Answer(status=record.status_code, body=record.response_body, replayed=True)
+            return _answer_of(record, request_hash)
 
     async def run(
         self, org_id: str, key: str, request_hash: str, work: Callable[[], Awaitable[Answer]], *, wait: float

@@ -64,8 +64,3 @@ def failure_of(exc: BaseException) -> Failure:
         )
     message = "The job failed on an internal error; it was refunded"
     return Failure(states.Fail("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"[:500]), 500, "INTERNAL_ERROR", message)
-
-
-def interrupted(kind: str) -> states.Fail:
-    """The request was cancelled (its process is stopping) before xAI's outcome was known."""
-    return states.lost_request(kind)

@@ -124,9 +124,10 @@ def build_spec(body: GenerateRequest, *, max_image_url_bytes: int, catalogue: Ca
                 f"{field}: is larger than {max_image_url_bytes} bytes",
                 {"field": field, "maxBytes": max_image_url_bytes},
             )
-    aspect_ratio = _check_choice("aspect_ratio", body.aspect_ratio, rules.get("aspect_ratio"), model)
-    if body.aspect_ratio is None:
-        aspect_ratio = None  # not sent: xAI's default (the input's, for edits)
+    # Not sent, it stays unset (xAI's default: the input's, for edits), whatever the catalogue lists as default.
+    aspect_ratio = body.aspect_ratio and _check_choice(
+        "aspect_ratio", body.aspect_ratio, rules.get("aspect_ratio"), model
+    )
     resolution = _check_choice("resolution", body.resolution, rules.get("resolution"), model)
     quality = _check_choice("quality", body.quality, rules.get("quality"), model)
     duration = _check_number("duration", body.duration, rules["duration"], model) if "duration" in rules else None
