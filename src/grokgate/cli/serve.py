@@ -1,8 +1,4 @@
-"""`grokgate`: run the server, the sandbox and migrations, and administer organisations, keys and credits.
-
-Every command takes `--json` and then prints exactly one JSON object on stdout. Errors are one line on stderr and
-a non-zero exit status, never a traceback.
-"""
+"""The long-running commands: the API server, the background worker, the sandbox, migrations and the demo."""
 
 from __future__ import annotations
 
@@ -11,64 +7,17 @@ import contextlib
 import functools
 import json
 import shlex
-import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.billing import ledger
+from grokgate.cli.common import CliError, JsonFlag, app, emit, in_transaction, run, settings_from_env
 from grokgate.config import Settings
-from grokgate.db.base import utcnow
-from grokgate.db.engine import Database
 from grokgate.db.migrate import upgrade
-from grokgate.errors import ApiError
 from grokgate.orgs import service as orgs
-from grokgate.orgs.scopes import ALL_SCOPES, parse_scopes
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-admin = typer.Typer(no_args_is_help=True, help="Organisations, API keys and credits.")
-app.add_typer(admin, name="admin")
-
-T = TypeVar("T")
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-class CliError(Exception):
-    pass
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise CliError(f"invalid configuration: {problems}") from None
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except ApiError as exc:
-        raise CliError(exc.message) from None
-
-
-def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
-    typer.echo(json.dumps(payload) if as_json else text)
-
-
-async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    await upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        async with db.transaction() as session:
-            return await work(session)
-    finally:
-        await db.dispose()
 
 
 @contextlib.contextmanager
@@ -140,7 +89,9 @@ def serve(
     from grokgate.api.slowclients import GuardedHttpProtocol
     from grokgate.logs import configure
 
-    settings = _settings(host=host, port=port, run_poller=None if background else False, metrics_port=metrics_port)
+    settings = settings_from_env(
+        host=host, port=port, run_poller=None if background else False, metrics_port=metrics_port
+    )
     if workers > 1 and settings.sandbox_mounted:
         raise CliError(
             "the built-in sandbox keeps its videos in one process: with --workers, run `grokgate sandbox` on its "
@@ -201,7 +152,7 @@ def worker(
     from grokgate.metrics import Metrics
     from grokgate.runtime import runtime
 
-    settings = _settings()
+    settings = settings_from_env()
     configure(settings.log_level, settings.log_format)
     asyncio.run(upgrade(settings.database_url))
     metrics = Metrics()
@@ -230,9 +181,9 @@ def worker(
 @app.command()
 def migrate(as_json: JsonFlag = False) -> None:
     """Upgrade the database schema to the newest migration."""
-    settings = _settings()
-    _run(upgrade(settings.database_url))
-    _emit(as_json, {"migrated": True}, "database is up to date")
+    settings = settings_from_env()
+    run(upgrade(settings.database_url))
+    emit(as_json, {"migrated": True}, "database is up to date")
 
 
 @app.command()
@@ -274,7 +225,7 @@ def sandbox(
 @app.command()
 def demo(as_json: JsonFlag = False) -> None:
     """Create a demo organisation with credits and an API key, unless an organisation exists already."""
-    settings = _settings()
+    settings = settings_from_env()
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         existing = await orgs.any_org(session)
@@ -284,9 +235,9 @@ def demo(as_json: JsonFlag = False) -> None:
         _, secret = await orgs.create_key(session, org.id)
         return {"created": True, "orgId": org.id, "creditsRemaining": org.credits_remaining, "key": secret}
 
-    result = _run(_in_transaction(settings, work))
+    result = run(in_transaction(settings, work))
     if as_json:
-        _emit(True, result, "")
+        emit(True, result, "")
         return
     if not result["created"]:
         typer.echo(
@@ -301,165 +252,3 @@ def demo(as_json: JsonFlag = False) -> None:
         f"  -H 'Authorization: Bearer {result['key']}' -H 'Content-Type: application/json' \\\n"
         f"  -d {shlex.quote(body)}\n"
     )
-
-
-@admin.command("create-org")
-def create_org(
-    name: Annotated[str, typer.Option(help="Organisation name.")],
-    credits: Annotated[int, typer.Option(help="Initial credits.")] = 0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Create an organisation, granting it initial credits through the ledger."""
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        org = await orgs.create_org(session, name, credits)
-        return {"id": org.id, "name": org.name, "creditsRemaining": org.credits_remaining}
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, f"{result['id']}  {result['name']}  {result['creditsRemaining']} credits")
-
-
-def _duration(text: str) -> timedelta:
-    """`30d`, `12h`, `90m`, `45s` -> a timedelta."""
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    try:
-        amount, unit = float(text[:-1]), units[text[-1]]
-    except (KeyError, ValueError, IndexError):
-        raise CliError(f"--expires-in: {text!r} is not a duration like 30d, 12h or 90m") from None
-    if amount <= 0:
-        raise CliError("--expires-in: must be positive")
-    return timedelta(**{unit: amount})
-
-
-@admin.command("create-key")
-def create_key(
-    org: Annotated[str, typer.Option(help="Organisation id.")],
-    scopes: Annotated[
-        str, typer.Option(help="Comma-separated: generate, jobs:read, jobs:write, account:read.")
-    ] = ",".join(ALL_SCOPES),
-    expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d, 12h, 90m.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Create an API key; the secret is printed once and never stored."""
-    lifetime = _duration(expires_in) if expires_in else None
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        granted = parse_scopes(scopes)
-        expires = utcnow() + lifetime if lifetime else None
-        row, secret = await orgs.create_key(session, org, expires, granted)
-        return {
-            "id": row.id,
-            "key": secret,
-            "orgId": org,
-            "scopes": row.scopes.split(),
-            "expiresAt": expires.isoformat() if expires else None,
-        }
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, f"{result['id']}  {result['key']}  (shown only once)")
-
-
-@admin.command("revoke-key")
-def revoke_key(key_id: Annotated[str, typer.Option(help="Key id (key_...).")], as_json: JsonFlag = False) -> None:
-    """Revoke an API key at once."""
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        row = await orgs.revoke_key(session, key_id)
-        return {"id": row.id, "revoked": True}
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, f"{result['id']} revoked")
-
-
-@admin.command("add-credits")
-def add_credits(
-    org: Annotated[str, typer.Option(help="Organisation id.")],
-    credits: Annotated[int, typer.Option(help="Credits to grant (positive).")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Grant credits to an organisation (a ledger row)."""
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        await orgs.get_org(session, org)
-        return {"id": org, "creditsRemaining": await ledger.grant(session, org, credits, note="admin grant")}
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, f"{org}: {result['creditsRemaining']} credits")
-
-
-@admin.command("set-plan")
-def set_plan(
-    org: Annotated[str, typer.Option(help="Organisation id.")],
-    plan: Annotated[str, typer.Option(help="Plan name (default, or one from GROKGATE_PLANS).")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Move an organisation to another plan (its rate limits)."""
-    settings = _settings()
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        row = await orgs.set_plan(session, org, plan, settings.plans)
-        return {"id": row.id, "plan": row.plan, "limits": settings.plans[row.plan].model_dump()}
-
-    result = _run(_in_transaction(settings, work))
-    _emit(as_json, result, f"{org}: plan {result['plan']} {result['limits']}")
-
-
-@admin.command("webhook-secret")
-def webhook_secret(
-    org: Annotated[str, typer.Option(help="Organisation id.")],
-    rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new secret.")] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Show (or rotate) the secret that signs an organisation's webhooks (Standard Webhooks, `whsec_...`)."""
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        return {"orgId": org, "secret": await orgs.webhook_secret(session, org, rotate=rotate), "rotated": rotate}
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, str(result["secret"]))
-
-
-@admin.command("report")
-def report(
-    org: Annotated[str, typer.Option(help="Organisation id.")],
-    since: Annotated[str, typer.Option(help="Window, e.g. 7d, 24h.")] = "7d",
-    as_json: JsonFlag = False,
-) -> None:
-    """Jobs, credits, xAI's cost in USD and the margin of an organisation over a window."""
-    settings = _settings()
-    window = _duration(since)
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        from grokgate.billing.report import org_report
-
-        await orgs.get_org(session, org)
-        return await org_report(session, org, utcnow() - window, credit_usd=settings.credit_usd)
-
-    result = _run(_in_transaction(settings, work))
-    result["since"] = since
-    _emit(as_json, result, json.dumps(result, indent=2))
-
-
-@admin.command("balance")
-def balance(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
-    """The cached balance and the ledger sum, computed independently: they must always agree."""
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        found = await ledger.balance_of(session, org)
-        if found is None:
-            raise ApiError(404, "NOT_FOUND", f"Organization {org} not found")
-        return {"creditsRemaining": found.credits_remaining, "ledgerSum": found.ledger_sum}
-
-    result = _run(_in_transaction(_settings(), work))
-    _emit(as_json, result, f"{org}: {result['creditsRemaining']} credits (ledger sum {result['ledgerSum']})")
-
-
-def main() -> None:
-    try:
-        app()
-    except CliError as exc:
-        typer.echo(f"grokgate: {exc}", err=True)
-        sys.exit(1)
-    except Exception as exc:
-        typer.echo(f"grokgate: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(1)
