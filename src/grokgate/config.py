@@ -47,7 +47,24 @@ class Settings(BaseSettings):
 
     upstream: Literal["xai", "sandbox"] | None = None
     xai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("XAI_API_KEY", "xai_api_key"))
+    xai_api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("XAI_API_KEYS", "xai_api_keys")
+    )
+    """More xAI keys (comma-separated), each another team's budget of requests per second; with `XAI_API_KEY` and
+    the keys added by `grokgate admin upstream-key add`, they form the pool."""
     xai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("XAI_BASE_URL", "xai_base_url"))
+    xai_image_rps: int = Field(default=5, ge=0, le=1000)
+    """Image submissions per second per key (xAI's limit per team: 5); 0 leaves them unpaced."""
+    xai_video_rps: int = Field(default=1, ge=0, le=1000)
+    """Video submissions per second per key (xAI's limit per team: 1); 0 leaves them unpaced."""
+    image_queue_wait: float = Field(default=30.0, ge=0)
+    """Most seconds an image request waits for a key's pace before it is answered 503 `UPSTREAM_BUSY` (refunded)."""
+    upstream_queue: int = Field(default=1000, ge=1)
+    """Most requests of one kind a process holds waiting for a key's pace (503 `UPSTREAM_BUSY` past that)."""
+    video_queue: int = Field(default=10000, ge=1)
+    """Most videos queued in the database for a key's pace (503 `UPSTREAM_BUSY`, refunded, past that)."""
+    submitter_concurrency: int = Field(default=4, ge=1, le=256)
+    """Queued videos a background process sends at once (each waits for a key's pace)."""
     upstream_timeout: float = 120.0
     """Seconds one upstream HTTP call may take (xAI renders an image in a few seconds, sometimes far more)."""
     upstream_retries: int = 3
@@ -138,6 +155,13 @@ class Settings(BaseSettings):
     def _parse_plans(cls, value: Any) -> Any:
         return parse_plans(value)
 
+    @field_validator("xai_api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
     def _parse_schedule(cls, value: Any) -> Any:
@@ -188,9 +212,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _choose_upstream(self) -> Settings:
         if self.upstream is None:
-            self.upstream = "xai" if self.xai_api_key else "sandbox"
-        if self.upstream == "xai" and not self.xai_api_key:
-            raise ValueError("GROKGATE_UPSTREAM=xai needs XAI_API_KEY")
+            self.upstream = "xai" if self.xai_api_key or self.xai_api_keys else "sandbox"
         if self.poll_interval <= 0:
             raise ValueError("GROKGATE_POLL_INTERVAL must be positive")
         if self.job_lease < 1:
@@ -212,12 +234,13 @@ class Settings(BaseSettings):
 
     @property
     def worst_image_seconds(self) -> float:
-        """The longest an image request can take: each of its two upstream calls (the generation, then the
-        download) tried `upstream_retries` times to the timeout, with the back-off between tries (for the
-        generation, xAI's `Retry-After`, which the client honours up to 30 s)."""
+        """The longest an image request can take: the wait for a key's pace, then each of its two upstream calls
+        (the generation, then the download) tried `upstream_retries` times to the timeout, with the back-off
+        between tries (for the generation, xAI's `Retry-After`, which the client honours up to 30 s)."""
         retries = max(1, self.upstream_retries)
         backoffs = [self.upstream_backoff * float(2**attempt) for attempt in range(retries - 1)]
         generation = retries * self.upstream_timeout + sum(max(pause * 1.5, 30.0) for pause in backoffs)
+        generation += self.image_queue_wait
         download = retries * self.upstream_timeout + sum(backoffs)
         return float(generation + download)
 
@@ -239,10 +262,14 @@ class Settings(BaseSettings):
         return "https://api.x.ai/v1"
 
     @property
-    def upstream_api_key(self) -> str:
-        """The key for xAI or a standalone sandbox; a mounted sandbox takes only the install's key, which the
-        runtime reads from the database instead."""
-        return self.xai_api_key or "sandbox-key"
+    def upstream_api_keys(self) -> tuple[str, ...]:
+        """The environment's keys for xAI or a standalone sandbox, without repeats; a mounted sandbox takes only
+        the install's key, which the runtime reads from the database instead. With no key at all, a standalone
+        sandbox is called with a placeholder (it takes any key unless told otherwise)."""
+        given = dict.fromkeys(([self.xai_api_key] if self.xai_api_key else []) + list(self.xai_api_keys))
+        if not given and self.upstream == "sandbox":
+            return ("sandbox-key",)
+        return tuple(given)
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"

@@ -69,6 +69,23 @@ class Metrics:
         self.db_max = Gauge(
             "grokgate_db_connections_max", "Most connections checked out at once", registry=r, multiprocess_mode="max"
         )
+        self.upstream_keys = Gauge(
+            "grokgate_upstream_key_up",
+            "1 while an xAI key is in rotation, 0 once refused or disabled",
+            ["key", "status"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.upstream_submits = Counter(
+            "grokgate_upstream_submits_total", "Submissions sent to xAI, by key and kind", ["key", "kind"], registry=r
+        )
+        self.upstream_waits = Histogram(
+            "grokgate_upstream_pace_wait_seconds",
+            "How long a submission waited for a key's pace",
+            ["kind"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.db_statements = Counter("grokgate_db_statements_total", "SQL statements executed", registry=r)
         self._in_use = 0
         self._most = 0

@@ -27,6 +27,7 @@ from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.service import JobService, process_identity
+from grokgate.jobs.submitter import Submitter, SubmitterSettings
 from grokgate.jobs.waiters import Waiters
 from grokgate.metrics import Metrics
 from grokgate.ratelimits.limiter import RateLimiter
@@ -35,8 +36,11 @@ from grokgate.storage.links import MediaLinks
 from grokgate.storage.retention import ObjectClaims, sweep_expired
 from grokgate.storage.service import signing_secret
 from grokgate.storage.store import MediaStore, open_store
+from grokgate.upstream.keys import EnvKey
+from grokgate.upstream.pace import DatabasePace, RedisPace
+from grokgate.upstream.pool import PoolSettings, UpstreamPool
 from grokgate.upstream.sandbox.secret import sandbox_api_key
-from grokgate.upstream.xai import XaiUpstream
+from grokgate.upstream.xai import key_id_of
 from grokgate.webhooks.models import WebhookDelivery
 from grokgate.webhooks.sender import SenderSettings, WebhookSender
 
@@ -54,21 +58,41 @@ async def release_leases(db: Database, owner: str) -> None:
         )
 
 
+def env_keys(secrets: tuple[str, ...]) -> list[EnvKey]:
+    return [EnvKey(key_id_of(secret), f"environment key {i + 1}", secret) for i, secret in enumerate(secrets)]
+
+
+async def _upstream_pool(settings: Settings, db: Database, metrics: Metrics) -> UpstreamPool:
+    """The xAI keys of the environment and of the database, paced in Redis when there is one."""
+    # The sandbox mounted on the customer port takes only the key this install keeps in its database.
+    secrets = (await sandbox_api_key(db),) if settings.sandbox_mounted else settings.upstream_api_keys
+    pool = UpstreamPool(
+        db,
+        env_keys(secrets),
+        PoolSettings(
+            base_url=settings.upstream_base_url,
+            timeout=settings.upstream_timeout,
+            retries=settings.upstream_retries,
+            backoff=settings.upstream_backoff,
+            image_rps=settings.xai_image_rps,
+            video_rps=settings.xai_video_rps,
+            image_wait=settings.image_queue_wait,
+            queue=settings.upstream_queue,
+        ),
+        pace=RedisPace(settings.redis_url) if settings.redis_url else DatabasePace(db),
+        observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),
+        metrics=metrics,
+    )
+    await pool.start()
+    return pool
+
+
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> AsyncIterator[Services]:
     owner = process_identity()
     db = Database(settings.database_url)
     metrics.watch(db.engine)
-    # The sandbox mounted on the customer port takes only the key this install keeps in its database.
-    upstream_key = await sandbox_api_key(db) if settings.sandbox_mounted else settings.upstream_api_key
-    upstream = XaiUpstream(
-        settings.upstream_base_url,
-        upstream_key,
-        timeout=settings.upstream_timeout,
-        retries=settings.upstream_retries,
-        backoff=settings.upstream_backoff,
-        observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),
-    )
+    upstream = await _upstream_pool(settings, db, metrics)
     media_store = MediaStore(open_store(settings.storage_url, settings.data_dir))
     ingestor = Ingestor(
         media_store,
@@ -148,7 +172,21 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             await sweep_expired(db, media_store)
             return 0
 
+        submitter = Submitter(
+            db,
+            upstream,
+            owner,
+            leases=leases,
+            finishing=finishing,
+            store=media_store,
+            settings=SubmitterSettings(
+                concurrency=settings.submitter_concurrency,
+                lease=settings.job_lease,
+                interval=settings.poll_interval,
+            ),
+        )
         tasks += [
+            asyncio.create_task(submitter.run(stop), name="grokgate-submitter"),
             asyncio.create_task(poller.run(stop), name="grokgate-poller"),
             asyncio.create_task(sender.run(stop), name="grokgate-webhooks"),
             asyncio.create_task(

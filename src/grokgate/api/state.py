@@ -15,7 +15,7 @@ from grokgate.jobs.waiters import Waiters
 from grokgate.metrics import Metrics
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.store import MediaStore
-from grokgate.upstream.base import Upstream
+from grokgate.upstream.pool import UpstreamPool
 
 
 class KeyUsage:
@@ -37,7 +37,7 @@ class KeyUsage:
 class Services:
     settings: Settings
     db: Database
-    upstream: Upstream
+    upstream: UpstreamPool
     jobs: JobService
     limiter: RateLimiter
     idempotency: Idempotency

@@ -6,6 +6,7 @@ from grokgate.idempotency.models import IdempotencyRecord
 from grokgate.jobs.models import Job
 from grokgate.orgs.models import ApiKey, Organization
 from grokgate.storage.models import Media, ServerSecret
+from grokgate.upstream.models import UpstreamKey
 from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 
 metadata = Base.metadata
@@ -18,6 +19,7 @@ __all__ = [
     "Media",
     "Organization",
     "ServerSecret",
+    "UpstreamKey",
     "WebhookAttempt",
     "WebhookDelivery",
     "metadata",

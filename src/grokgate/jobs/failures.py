@@ -14,7 +14,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from grokgate.errors import ApiError
 from grokgate.jobs import states
 from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed
-from grokgate.upstream.base import UpstreamError, UpstreamRejected, UpstreamWithheld
+from grokgate.upstream.base import (
+    NoUpstreamKey,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamKeyRefused,
+    UpstreamRejected,
+    UpstreamWithheld,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,18 @@ def failure_of(exc: BaseException) -> Failure:
             exc.message,
             upstream_code=exc.code,
         )
+    if isinstance(exc, UpstreamBusy):
+        wait = max(1, round(exc.retry_after))
+        message = f"Every xAI key is at its rate limit; the job was refunded. Retry in {wait} s"
+        return Failure(states.Fail("UPSTREAM_BUSY", str(exc)), 503, "UPSTREAM_BUSY", message, retry_after=wait)
+    if isinstance(exc, NoUpstreamKey):
+        message = "No xAI key is available to this gateway; the job was refunded"
+        return Failure(
+            states.Fail("UPSTREAM_UNAVAILABLE", str(exc)), 503, "UPSTREAM_UNAVAILABLE", message, retry_after=30
+        )
+    if isinstance(exc, UpstreamKeyRefused):
+        message = f"xAI refused the gateway's key: {exc}"
+        return Failure(states.Fail("UPSTREAM_KEY_REFUSED", str(exc)), 502, "UPSTREAM_ERROR", message)
     if isinstance(exc, UpstreamError):
         return Failure(states.Fail("UPSTREAM_ERROR", str(exc)), 502, "UPSTREAM_ERROR", f"xAI failed: {exc}")
     if isinstance(exc, MediaUnavailable):

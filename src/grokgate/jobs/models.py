@@ -35,6 +35,10 @@ class Job(Base):
     credits_charged: Mapped[int] = mapped_column(Integer)
     credits_refunded: Mapped[int] = mapped_column(Integer, default=0)
     external_job_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    upstream_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    """The upstream key that created xAI's request: the only one that may poll it (None: the install's one key)."""
+    upstream_request: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    """A video queued for a key's pace: what to send xAI (inline images as `media:<id>`). Set only while queued."""
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)

@@ -30,7 +30,7 @@ from grokgate.jobs.repository import Finishing
 from grokgate.metrics import Metrics
 from grokgate.storage.ingest import Ingestor
 from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed
-from grokgate.upstream.base import Upstream, UpstreamError
+from grokgate.upstream.base import Upstream, UpstreamError, UpstreamKeyRefused
 
 log = structlog.get_logger(__name__)
 
@@ -165,7 +165,12 @@ class Poller:
             await self._apply(job, states.lost_request(job.kind), answered=True)
             return
         try:
-            poll = await self.upstream.poll_video(job.external_job_id)
+            poll = await self.upstream.poll_video(job.external_job_id, job.upstream_key_id)
+        except UpstreamKeyRefused as exc:
+            # Only the key that created a request may read it: with that key refused or gone, nothing will come.
+            log.warning("poller.key_refused", job_id=job.id, error=str(exc))
+            await self._apply(job, failure_of(exc).ending, answered=True)
+            return
         except UpstreamError as exc:
             log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             await self._apply(job, self._back_off(job), answered=False)

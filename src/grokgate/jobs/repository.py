@@ -81,15 +81,24 @@ async def count_active(session: AsyncSession, org_id: str) -> int:
 
 
 async def record_submission(
-    session: AsyncSession, job_id: str, *, owner: str, request_id: str, next_poll_at: datetime
+    session: AsyncSession,
+    job_id: str,
+    *,
+    owner: str,
+    request_id: str,
+    next_poll_at: datetime,
+    key_id: str | None = None,
 ) -> Job | None:
-    """xAI took the video: keep its request id and hand the job to the poller. None if the job ended meanwhile."""
+    """xAI took the video: keep its request id and the key that made it, and hand the job to the poller. None if
+    the job ended meanwhile."""
     return (
         await session.scalars(
             update(Job)
             .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
             .values(
                 external_job_id=request_id,
+                upstream_key_id=key_id,
+                upstream_request=None,
                 lease_owner=None,
                 lease_expires_at=None,
                 next_poll_at=next_poll_at,
@@ -99,6 +108,68 @@ async def record_submission(
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
+
+
+def _queued() -> list[Any]:
+    """A video waiting for a key's pace: pending, not sent, and nobody's (a submitter that took it and died leaves
+    its lease to run out, and the poller then refunds it: the send may or may not have reached xAI)."""
+    return [
+        Job.kind == "video",
+        Job.status == "pending",
+        Job.external_job_id.is_(None),
+        Job.lease_owner.is_(None),
+        Job.lease_expires_at.is_(None),
+        Job.next_poll_at.is_not(None),
+    ]
+
+
+async def queue_submission(
+    session: AsyncSession, job_id: str, *, owner: str, request: dict[str, Any], due: datetime
+) -> Job | None:
+    """No key may take the video now: leave it queued for the submitter, with what to send. None if it ended."""
+    return (
+        await session.scalars(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
+            .values(upstream_request=request, lease_owner=None, lease_expires_at=None, next_poll_at=due)
+            .returning(Job)
+            .options(WITHOUT_INPUT)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+
+
+async def count_queued(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Job).where(*_queued())) or 0)
+
+
+async def claim_queued(session: AsyncSession, *, owner: str, lease_seconds: float, limit: int) -> Sequence[Job]:
+    """Lease the queued videos whose turn it is: organisations take turns (each one's oldest first, then each
+    one's second, ...), so one organisation's burst never holds back another's video for long."""
+    turn = func.row_number().over(partition_by=Job.org_id, order_by=(Job.created_at, Job.id)).label("turn")
+    ranked = select(Job.id, Job.created_at, turn).where(*_queued()).subquery()
+    ids = list(
+        (await session.scalars(select(ranked.c.id).order_by(ranked.c.turn, ranked.c.created_at).limit(limit))).all()
+    )
+    if not ids:
+        return []
+    claimed = await session.scalars(
+        update(Job)
+        .where(Job.id.in_(ids), *_queued())
+        .values(lease_owner=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return list(claimed.all())
+
+
+async def requeue(session: AsyncSession, job_id: str, *, owner: str) -> None:
+    """Give back a queued video this process took but did not send (no key had room, or it is stopping)."""
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "pending", Job.external_job_id.is_(None), Job.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=Job.updated_at)
+    )
 
 
 def _media_row(

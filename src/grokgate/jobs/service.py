@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 import structlog
@@ -37,7 +37,7 @@ from grokgate.orgs.service import Caller
 from grokgate.storage.ingest import Ingestor, InlineImage, inline_image
 from grokgate.storage.service import find_media
 from grokgate.storage.stored import MediaGone, MediaUnavailable, StoredMedia
-from grokgate.upstream.base import ImageRequest, Upstream, VideoRequest
+from grokgate.upstream.base import ImageRequest, Upstream, UpstreamBusy, VideoRequest
 
 log = structlog.get_logger(__name__)
 
@@ -251,6 +251,7 @@ class JobService:
                 n=spec.n,
                 resolution=spec.asked("resolution"),
                 quality=spec.asked("quality"),
+                lane=job.org_id,
             )
         )
         media = await self._store_image(result.urls)
@@ -267,30 +268,55 @@ class JobService:
         return finished
 
     async def _submit_video(self, job: Job, spec: GenerationSpec) -> Job:
-        request_id = await self.upstream.submit_video(
-            VideoRequest(
-                prompt=spec.prompt,
-                duration=spec.duration,
-                aspect_ratio=spec.aspect_ratio,
-                image_url=spec.image_url,
-                model=spec.xai_model,
-                operation=spec.operation,
-                video_url=spec.video_url,
-                resolution=spec.asked("resolution"),
-            )
+        """Send the video now if a key has room and no video is queued before it; queue it otherwise."""
+        request = VideoRequest(
+            prompt=spec.prompt,
+            duration=spec.duration,
+            aspect_ratio=spec.aspect_ratio,
+            image_url=spec.image_url,
+            model=spec.xai_model,
+            operation=spec.operation,
+            video_url=spec.video_url,
+            resolution=spec.asked("resolution"),
+            lane=job.org_id,
         )
+        submission = None
+        if not self.upstream.paces_videos or not await self._videos_queued():
+            submission = await self.upstream.submit_video(request, wait=False)
+        if submission is None:
+            return await self._queue(job, request)
         async with self.db.transaction() as session:
             stored = await repository.record_submission(
                 session,
                 job.id,
                 owner=self.owner,
-                request_id=request_id,
+                request_id=submission.request_id,
                 next_poll_at=utcnow() + timedelta(seconds=self.settings.poll_interval),
+                key_id=submission.key_id,
             )
         if stored is None:
             raise await self._ended_elsewhere(job.id)
-        log.info("job.submitted", external_job_id=request_id)
+        log.info("job.submitted", external_job_id=submission.request_id, upstream_key=submission.key_id)
         return stored
+
+    async def _videos_queued(self) -> bool:
+        async with self.db.reader() as session:
+            return await repository.count_queued(session) > 0
+
+    async def _queue(self, job: Job, request: VideoRequest) -> Job:
+        """Leave the video to the submitter (`jobs/submitter.py`), which sends it when a key's pace allows. An
+        inline input image is kept as its stored media's reference, as in the job's input, not as its bytes."""
+        body = asdict(request)
+        if request.image_url is not None and request.image_url.startswith("data:"):
+            body["image_url"] = job.input.get("image_url")
+        async with self.db.transaction() as session:
+            if await repository.count_queued(session) >= self.settings.video_queue:
+                raise UpstreamBusy(f"{self.settings.video_queue} videos already wait for an xAI key", 30.0)
+            queued = await repository.queue_submission(session, job.id, owner=self.owner, request=body, due=utcnow())
+        if queued is None:
+            raise await self._ended_elsewhere(job.id)
+        log.info("job.queued", reason="every xAI key's video pace is spoken for")
+        return queued
 
     async def get(self, caller: Caller, job_id: str, *, with_input: bool = True) -> Job:
         async with self.db.reader() as session:

@@ -18,6 +18,32 @@ class SubmitOutcomeUnknown(UpstreamError):
     """The submit may or may not have reached xAI; repeating it could start (and bill) a second generation."""
 
 
+class UpstreamKeyRefused(UpstreamError):
+    """xAI refused the key itself (invalid, no access, out of credit): nothing was taken, and no request made with
+    this key will be until an operator puts it back. The pool takes it out of rotation and tries another."""
+
+
+class UpstreamNotTaken(UpstreamError):
+    """xAI answered 429 or 503: the request was not taken, so it may go again, through this key later or another
+    key now. Raised instead of retrying when the client is one key of a pool, which knows the other keys."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoUpstreamKey(UpstreamError):
+    """No xAI key is in rotation (every one refused or disabled): 503 until an operator adds or restores one."""
+
+
+class UpstreamBusy(UpstreamError):
+    """Every key's pace is spoken for until past what this request may wait: 503 with `Retry-After`, refunded."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UpstreamInvalid(UpstreamError):
     """xAI (or a proxy in front of it) answered something unusable: not JSON, no items, an item without a URL."""
 
@@ -51,6 +77,8 @@ class ImageRequest:
     n: int = 1
     resolution: str | None = None
     quality: str | None = None
+    lane: str = ""
+    """Whose request this is (the organisation): requests waiting for a key's pace take turns by lane."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -77,6 +105,16 @@ class VideoRequest:
     """`generate` (`/v1/videos/generations`), `edit` (`/v1/videos/edits`) or `extend` (`/v1/videos/extensions`)."""
     video_url: str | None = None
     resolution: str | None = None
+    lane: str = ""
+    """Whose request this is (the organisation): requests waiting for a key's pace take turns by lane."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """xAI took a video: its request id, and the key that created it (the only one that may poll it)."""
+
+    request_id: str
+    key_id: str | None = None
 
 
 PollState = Literal["pending", "done", "failed", "expired", "moderated", "not_found"]
@@ -95,12 +133,20 @@ class VideoPoll:
 
 
 class Upstream(Protocol):
-    async def generate_image(self, request: ImageRequest) -> ImageResult: ...
-
-    async def submit_video(self, request: VideoRequest) -> str:
-        """Start a video; returns xAI's request id."""
+    @property
+    def paces_videos(self) -> bool:
+        """Whether video submissions wait for a key's pace (a pool with limits): if so, a video that finds no key
+        free at once is queued as a row for the submitter instead of being sent from the request."""
         ...
 
-    async def poll_video(self, request_id: str) -> VideoPoll: ...
+    async def generate_image(self, request: ImageRequest) -> ImageResult: ...
+
+    async def submit_video(self, request: VideoRequest, *, wait: bool = True) -> Submission | None:
+        """Start a video. With `wait=False`, None when no key may take it right now (nothing was sent)."""
+        ...
+
+    async def poll_video(self, request_id: str, key_id: str | None = None) -> VideoPoll:
+        """Ask about a video, through the key that created it (`key_id`; None: the default key)."""
+        ...
 
     async def aclose(self) -> None: ...

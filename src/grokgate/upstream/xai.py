@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +22,12 @@ import structlog
 from grokgate.upstream.base import (
     ImageRequest,
     ImageResult,
+    Submission,
     SubmitOutcomeUnknown,
     UpstreamError,
     UpstreamInvalid,
+    UpstreamKeyRefused,
+    UpstreamNotTaken,
     UpstreamRejected,
     UpstreamWithheld,
     VideoPoll,
@@ -159,7 +163,20 @@ def poll_from_body(status_code: int, body: Any) -> VideoPoll:
     return VideoPoll(state="expired", error_code="expired", error_message="xAI expired the request before rendering it")
 
 
+def key_id_of(api_key: str) -> str:
+    """A stable, non-secret name for a key given in the environment: the same in every process and restart."""
+    return "env_" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def _refuses_key(status: int, message: str) -> bool:
+    """xAI refusing the key rather than the request: 401/403 (no credentials, no access to the model or team),
+    402 (out of credit), and the 400 it answers for an invalid key."""
+    return status in (401, 402, 403) or (status == 400 and "api key" in message.lower())
+
+
 class XaiUpstream:
+    paces_videos = False
+
     def __init__(
         self,
         base_url: str,
@@ -170,7 +187,13 @@ class XaiUpstream:
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str], None] | None = None,
+        key_id: str | None = None,
+        hand_back_not_taken: bool = False,
     ) -> None:
+        """`hand_back_not_taken`: raise `UpstreamNotTaken` on the first 429/503 of a submit instead of retrying
+        it here (a pool does, through whichever key is free)."""
+        self.key_id = key_id or key_id_of(api_key)
+        self._hand_back = hand_back_not_taken
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
@@ -224,6 +247,9 @@ class XaiUpstream:
             retryable = response.status_code in _NOT_TAKEN or (idempotent and response.status_code >= 500)
             if not retryable:
                 return response
+            if self._hand_back and not idempotent and response.status_code in _NOT_TAKEN:
+                message, _ = _error_message(response)
+                raise UpstreamNotTaken(f"xAI answered {response.status_code}: {message}", _retry_after(response))
             last = response
             log.warning("upstream.retry", path=path, status=response.status_code, attempt=attempt + 1)
             if attempt + 1 < self._retries:
@@ -237,7 +263,9 @@ class XaiUpstream:
         if response.status_code == 200:
             return
         message, code = _error_message(response)
-        if response.status_code in (400, 422) and "api key" not in message.lower():
+        if _refuses_key(response.status_code, message):
+            raise UpstreamKeyRefused(f"xAI refused the key ({response.status_code}): {message}")
+        if response.status_code in (400, 422):
             try:
                 cost = _cost(response.json())
             except ValueError:
@@ -271,7 +299,7 @@ class XaiUpstream:
         self._raise_for_submit(response)
         return image_result(_json_object(response, "an image request"))
 
-    async def submit_video(self, request: VideoRequest) -> str:
+    async def submit_video(self, request: VideoRequest, *, wait: bool = True) -> Submission:
         body: dict[str, Any] = {"model": request.model}
         if request.duration is not None:
             body["duration"] = request.duration
@@ -297,12 +325,14 @@ class XaiUpstream:
             raise SubmitOutcomeUnknown(str(exc)) from exc
         if not isinstance(request_id, str) or not request_id:
             raise SubmitOutcomeUnknown("xAI answered 200 without a request_id")
-        return request_id
+        return Submission(request_id, self.key_id)
 
-    async def poll_video(self, request_id: str) -> VideoPoll:
+    async def poll_video(self, request_id: str, key_id: str | None = None) -> VideoPoll:
         response = await self._send("GET", f"videos/{request_id}", None, idempotent=True)
         if response.status_code not in (200, 202, 404):
             message, _ = _error_message(response)
+            if _refuses_key(response.status_code, message):
+                raise UpstreamKeyRefused(f"xAI refused the key ({response.status_code}) for a poll: {message}")
             raise UpstreamError(f"xAI answered {response.status_code} to a poll: {message}")
         body: Any = None
         if response.content and response.status_code == 200:
