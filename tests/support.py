@@ -32,6 +32,7 @@ TABLES = (
     "jobs",
     "api_keys",
     "organizations",
+    "upstream_keys",
 )
 
 

@@ -37,7 +37,7 @@ from grokgate.storage.retention import ObjectClaims, sweep_expired
 from grokgate.storage.service import signing_secret
 from grokgate.storage.store import MediaStore, open_store
 from grokgate.upstream.keys import EnvKey
-from grokgate.upstream.pace import DatabasePace, RedisPace
+from grokgate.upstream.pace import DatabasePace, RedisPace, SharedPace
 from grokgate.upstream.pool import PoolSettings, UpstreamPool
 from grokgate.upstream.sandbox.secret import sandbox_api_key
 from grokgate.upstream.xai import key_id_of
@@ -79,7 +79,7 @@ async def _upstream_pool(settings: Settings, db: Database, metrics: Metrics) -> 
             image_wait=settings.image_queue_wait,
             queue=settings.upstream_queue,
         ),
-        pace=RedisPace(settings.redis_url) if settings.redis_url else DatabasePace(db),
+        pace=SharedPace(RedisPace(settings.redis_url), DatabasePace(db)) if settings.redis_url else DatabasePace(db),
         observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),
         metrics=metrics,
     )

@@ -245,7 +245,7 @@ async def test_readyz_reports_redis_down(gateway_factory: Callable[..., Any]) ->
     async with gateway_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gw:
         response = await gw.client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+        assert response.json()["checks"] == {"database": "ok", "redis": "unavailable", "upstream": "ok"}
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="kills PostgreSQL backends")

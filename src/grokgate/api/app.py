@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["ops"],
-        summary="Readiness: the database (and Redis when configured) answer",
+        summary="Readiness: the database (and Redis when configured) answer, and an xAI key is in rotation",
         responses={503: {"description": "A dependency is down: the same body, with `status` `unavailable`"}},
     )
     async def readyz(request: Request) -> JSONResponse:
@@ -146,8 +146,13 @@ def create_app(settings: Settings) -> FastAPI:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         if settings.redis_url:
             checks["redis"] = "ok" if await services.limiter.healthy() else "unavailable"
+        pool = services.upstream
+        with contextlib.suppress(Exception):  # the database being away is reported above
+            await pool.refresh()
+        checks["upstream"] = "ok" if pool.rotation() else "unavailable: no xAI key in rotation"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+        body = {"status": "ok" if ready else "unavailable", "checks": checks, "upstreamKeys": pool.health()}
+        return JSONResponse(body, 200 if ready else 503)
 
     if settings.metrics_token is not None:
         token = settings.metrics_token

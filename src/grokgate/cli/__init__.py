@@ -13,6 +13,7 @@ import typer
 
 from grokgate.cli import admin as _admin  # noqa: F401  (registers `grokgate admin ...`)
 from grokgate.cli import serve as _serve  # noqa: F401  (registers serve, worker, sandbox, migrate, demo)
+from grokgate.cli import upstream as _upstream  # noqa: F401  (registers `grokgate admin upstream-key ...`)
 from grokgate.cli.common import CliError, app
 
 

@@ -133,7 +133,6 @@ async def queue_submission(
             .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
             .values(upstream_request=request, lease_owner=None, lease_expires_at=None, next_poll_at=due)
             .returning(Job)
-            .options(WITHOUT_INPUT)
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
@@ -143,24 +142,29 @@ async def count_queued(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Job).where(*_queued())) or 0)
 
 
-async def claim_queued(session: AsyncSession, *, owner: str, lease_seconds: float, limit: int) -> Sequence[Job]:
-    """Lease the queued videos whose turn it is: organisations take turns (each one's oldest first, then each
-    one's second, ...), so one organisation's burst never holds back another's video for long."""
-    turn = func.row_number().over(partition_by=Job.org_id, order_by=(Job.created_at, Job.id)).label("turn")
-    ranked = select(Job.id, Job.created_at, turn).where(*_queued()).subquery()
-    ids = list(
-        (await session.scalars(select(ranked.c.id).order_by(ranked.c.turn, ranked.c.created_at).limit(limit))).all()
+async def claim_queued(session: AsyncSession, *, owner: str, lease_seconds: float, after_org: str | None) -> Job | None:
+    """Lease the oldest queued video of the organisation whose turn it is: the first, in id order, after
+    `after_org` (the one served last), wrapping around. Organisations take turns, one video each, so one
+    organisation's burst never holds back another's video by more than one video per organisation."""
+    waiting = list((await session.scalars(select(Job.org_id).where(*_queued()).distinct().order_by(Job.org_id))).all())
+    if not waiting:
+        return None
+    later = [org for org in waiting if after_org is None or org > after_org]
+    org_id = (later or waiting)[0]
+    oldest = await session.scalar(
+        select(Job.id).where(*_queued(), Job.org_id == org_id).order_by(Job.created_at, Job.id).limit(1)
     )
-    if not ids:
-        return []
-    claimed = await session.scalars(
-        update(Job)
-        .where(Job.id.in_(ids), *_queued())
-        .values(lease_owner=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        .returning(Job)
-        .execution_options(synchronize_session=False)
-    )
-    return list(claimed.all())
+    if oldest is None:
+        return None
+    return (
+        await session.scalars(
+            update(Job)
+            .where(Job.id == oldest, *_queued())
+            .values(lease_owner=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
 
 
 async def requeue(session: AsyncSession, job_id: str, *, owner: str) -> None:

@@ -1,10 +1,11 @@
 """The video submitter: sends the videos that found every xAI key's pace spoken for, as the pace allows.
 
 A request whose video no key could take at once leaves it queued: a `pending` row holding what to send
-(`jobs.upstream_request`), with no lease. Here a few workers each lease the queued video whose turn it is (the
-organisations take turns, `repository.claim_queued`), wait for a key with room (`UpstreamPool.submit_video`, which
-fails over between keys), and record xAI's request id and key, which hands the job to the poller. Queued rows are
-in the database, so they survive a restart and are shared by every process that runs the background work.
+(`jobs.upstream_request`), with no lease. Here a few workers each lease the queued video whose turn it is
+(organisations take turns, one video each, `repository.claim_queued`), wait for a key with room
+(`UpstreamPool.submit_video`, which fails over between keys), and record xAI's request id and key, which hands
+the job to the poller. Queued rows are in the database, so they survive a restart and are shared by every process
+that runs the background work.
 
 A worker holds one job at a time while it waits for a slot, its lease renewed meanwhile. If the process dies then,
 the lease runs out and the poller refunds the job (the send may have been under way); if it stops cleanly, the
@@ -72,6 +73,8 @@ class Submitter:
         self.finishing = finishing
         self.store = store
         self.settings = settings
+        self._served: str | None = None
+        """The organisation whose video was taken last: the next claim starts after it (round robin)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._work(stop)) for _ in range(self.settings.concurrency)]
@@ -82,10 +85,11 @@ class Submitter:
             job = None
             try:
                 async with self.db.transaction() as session:
-                    claimed = await repository.claim_queued(
-                        session, owner=self.owner, lease_seconds=self.settings.lease, limit=1
+                    job = await repository.claim_queued(
+                        session, owner=self.owner, lease_seconds=self.settings.lease, after_org=self._served
                     )
-                job = claimed[0] if claimed else None
+                if job is not None:
+                    self._served = job.org_id
             except Exception:
                 log.warning("submitter.claim_failed", exc_info=True)
             if job is None:

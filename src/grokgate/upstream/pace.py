@@ -15,11 +15,14 @@ from __future__ import annotations
 import time
 from typing import Literal, Protocol
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 
 from grokgate.db.engine import Database
 from grokgate.upstream.models import UpstreamKey
+
+log = structlog.get_logger(__name__)
 
 Kind = Literal["image", "video"]
 MARGIN = 1.1
@@ -122,6 +125,31 @@ class RedisPace:
 
     async def hold_off(self, key_id: str, kind: Kind, seconds: float) -> None:
         await self._hold_off(keys=[self._key(key_id, kind)], args=[repr(seconds)])
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+class SharedPace:
+    """Redis first; the database while Redis is away, so that a Redis outage never unpaces the keys (the two
+    counts are apart for that while, which a key's margin and xAI's 429, failed over, absorb)."""
+
+    def __init__(self, redis: RedisPace, database: DatabasePace) -> None:
+        self.redis = redis
+        self.database = database
+
+    async def take(self, key_id: str, kind: Kind, gap: float) -> float:
+        try:
+            return await self.redis.take(key_id, kind, gap)
+        except Exception:
+            log.warning("pace.redis_unavailable", exc_info=True)
+            return await self.database.take(key_id, kind, gap)
+
+    async def hold_off(self, key_id: str, kind: Kind, seconds: float) -> None:
+        try:
+            await self.redis.hold_off(key_id, kind, seconds)
+        except Exception:
+            await self.database.hold_off(key_id, kind, seconds)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -155,8 +155,13 @@ def _resolution_for(facts: inputs.VideoFacts | None, model: VideoModel) -> str:
 
 def set_api_key(app: Starlette, api_key: str) -> None:
     """Give a mounted sandbox the key the gateway keeps in its database, once the gateway has read it."""
+    set_api_keys(app, (api_key,))
+
+
+def set_api_keys(app: Starlette, api_keys: Sequence[str]) -> None:
+    """Accept these keys from now on: a key left out is revoked, as when a team's key is deleted at xAI."""
     sandbox_state: SandboxState = app.state.sandbox
-    sandbox_state.api_keys = (api_key,)
+    sandbox_state.api_keys = tuple(api_keys)
 
 
 def create_sandbox_app(
@@ -204,10 +209,13 @@ def create_sandbox_app(
         except ValueError:
             return _error(422, "invalid_argument", "Failed to deserialize the JSON body")
         named = raw.get("model") if isinstance(raw, dict) else None
-        state.record(request.method, request.url.path, raw, key=caller, model=named if isinstance(named, str) else None)
+        entry = state.record(
+            request.method, request.url.path, raw, key=caller, model=named if isinstance(named, str) else None
+        )
         if kind is not None:
             wait = pacer.admit(caller, kind)
             if wait is not None:
+                entry["status"] = 429
                 limit = pacer.image_rps if kind == "image" else pacer.video_rps
                 message = f"Too many requests: at most {limit} {kind} requests per second for this team"
                 return _error(429, "rate_limited", message, {"Retry-After": retry_after(wait)})

@@ -104,20 +104,24 @@ class SandboxState:
     def __post_init__(self) -> None:
         self.journal = deque(maxlen=self.limits.journal_entries)
 
-    def record(self, method: str, path: str, body: Any, *, key: str | None = None, model: str | None = None) -> None:
-        """Journal a call, for tests to read at `/_sandbox/requests`: with the calling key's `key_id` and the
-        model the body names (as sent), so a test can tell which key and model a call used. Nothing is kept when
+    def record(
+        self, method: str, path: str, body: Any, *, key: str | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        """Journal a call, for tests to read at `/_sandbox/requests`: with the calling key's `key_id`, the model
+        the body names (as sent) and when it arrived (Unix time), so a test can tell which key and model a call
+        used and at what pace. A call refused by the rate limit is marked `"status": 429`. Nothing is kept when
         nobody may read it."""
+        entry = {
+            "method": method,
+            "path": path,
+            "body": summarise(body, self.limits.journal_field_bytes),
+            "key": key,
+            "model": model,
+            "at": time.time(),
+        }
         if self.inspect:
-            self.journal.append(
-                {
-                    "method": method,
-                    "path": path,
-                    "body": summarise(body, self.limits.journal_field_bytes),
-                    "key": key,
-                    "model": model,
-                }
-            )
+            self.journal.append(entry)
+        return entry
 
     def count_submit(self, prompt: str | None) -> int:
         """This submit's number among those of the same prompt (1 for the first)."""
