@@ -25,6 +25,10 @@ from grokgate.orgs.models import Organization
 PG_URL = os.environ.get("GROKGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKEND = os.environ.get("GROKGATE_TEST_DB", "sqlite")
 TABLES = (
+    "auth_sessions",
+    "invitations",
+    "memberships",
+    "members",
     "webhook_attempts",
     "webhook_deliveries",
     "idempotency_keys",

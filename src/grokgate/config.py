@@ -150,6 +150,17 @@ class Settings(BaseSettings):
     sandbox_video_seconds: float = 3.0
     """How long the sandbox pretends to render a video before it reports `done`."""
 
+    signup: Literal["open", "invite", "off"] = "open"
+    """Who may create a console account: anyone (a new organisation each), only people invited by a member, or
+    nobody (invitations still add existing accounts)."""
+    signup_credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    """Credits a new organisation made by sign-up starts with."""
+    session_ttl: float = Field(default=14 * 86400.0, gt=0)
+    """Seconds a console sign-in lasts."""
+    login_limit_email: str = "10 per 5 minutes"
+    login_limit_address: str = "50 per 5 minutes"
+    """Failed sign-ins allowed per email address and per client address (`limits` notation)."""
+
     @field_validator("plans", mode="before")
     @classmethod
     def _parse_plans(cls, value: Any) -> Any:
@@ -160,6 +171,14 @@ class Settings(BaseSettings):
     def _parse_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("login_limit_email", "login_limit_address")
+    @classmethod
+    def _parse_login_limit(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on nonsense, at start-up
         return value
 
     @field_validator("webhook_retry_schedule", mode="before")

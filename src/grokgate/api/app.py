@@ -39,6 +39,7 @@ from grokgate.runtime import runtime
 from grokgate.storage import endpoints as storage_endpoints
 from grokgate.upstream.sandbox.app import create_sandbox_app, set_api_key
 from grokgate.upstream.sandbox.secret import sandbox_api_key
+from grokgate.web import console
 from grokgate.webhooks import endpoints as webhook_endpoints
 
 log = structlog.get_logger(__name__)
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
         storage_endpoints.router,
     ):
         app.include_router(router)
+    console.install(app, settings)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> JSONResponse:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 
 from grokgate.api.paging import Limit, Offset
 from grokgate.api.responses import AUTHENTICATED, errors
 from grokgate.api.state import services_of
-from grokgate.billing.models import LedgerEntry
+from grokgate.billing import ledger
 from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
 
@@ -23,14 +22,8 @@ async def ledger_entries(
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> JSONResponse:
-    mine = LedgerEntry.org_id == caller.org_id
     async with services_of(request).db.reader() as session:
-        total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(mine))
-        rows = (
-            await session.scalars(
-                select(LedgerEntry).where(mine).order_by(LedgerEntry.id.desc()).limit(limit).offset(offset)
-            )
-        ).all()
+        rows, total = await ledger.entries(session, caller.org_id, limit=limit, offset=offset)
     return JSONResponse(
         {
             "entries": [
@@ -44,7 +37,7 @@ async def ledger_entries(
                 }
                 for row in rows
             ],
-            "total": int(total or 0),
+            "total": total,
             "limit": limit,
             "offset": offset,
         }

@@ -103,3 +103,13 @@ async def balance_of(session: AsyncSession, org_id: str) -> Balance | None:
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.org_id == org_id)
     )
     return Balance(credits_remaining=cached, ledger_sum=int(total or 0))
+
+
+async def entries(session: AsyncSession, org_id: str, *, limit: int, offset: int) -> tuple[list[LedgerEntry], int]:
+    """A page of the organisation's movements, newest first, and how many there are in all."""
+    mine = LedgerEntry.org_id == org_id
+    total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(mine))
+    rows = await session.scalars(
+        select(LedgerEntry).where(mine).order_by(LedgerEntry.id.desc()).limit(limit).offset(offset)
+    )
+    return list(rows.all()), int(total or 0)

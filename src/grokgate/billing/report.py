@@ -73,3 +73,17 @@ async def org_report(session: AsyncSession, org_id: str, since: datetime, *, cre
         "revenueUsd": round(revenue_usd, 4),
         "marginUsd": round(revenue_usd - upstream_usd, 4),
     }
+
+
+async def daily_usage(session: AsyncSession, org_id: str, since: datetime) -> list[tuple[str, str, int]]:
+    """Credits spent net of refunds per UTC day and sub-model since `since`: `(YYYY-MM-DD, sub-model, credits)`,
+    oldest day first. The day is cut in SQL (UTC on both backends), so a busy month is a few dozen rows."""
+    dialect = session.get_bind().dialect.name
+    day = func.date(func.timezone("UTC", Job.created_at)) if dialect == "postgresql" else func.date(Job.created_at)
+    rows = await session.execute(
+        select(day, Job.model, func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0))
+        .where(Job.org_id == org_id, Job.created_at >= since)
+        .group_by(day, Job.model)
+        .order_by(day, Job.model)
+    )
+    return [(str(when), str(model), int(credits or 0)) for when, model, credits in rows.all()]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import secrets
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,14 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from grokgate.accounts import repository as accounts_repository
+from grokgate.accounts import service as accounts
 from grokgate.cli.common import CliError, JsonFlag, app, emit, in_transaction, run, settings_from_env
 from grokgate.config import Settings
 from grokgate.db.migrate import upgrade
 from grokgate.orgs import service as orgs
+
+DEMO_EMAIL = "demo@example.com"
 
 
 @contextlib.contextmanager
@@ -224,30 +229,46 @@ def sandbox(
 
 @app.command()
 def demo(as_json: JsonFlag = False) -> None:
-    """Create a demo organisation with credits and an API key, unless an organisation exists already."""
+    """Create a demo organisation with credits, an API key and a console member (password printed once), unless an
+    organisation exists already; an install from before the console gets its demo member too."""
     settings = settings_from_env()
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         existing = await orgs.any_org(session)
+        result: dict[str, Any]
         if existing is not None:
-            return {"created": False, "orgId": existing.id}
-        org = await orgs.create_org(session, "demo", settings.demo_credits)
-        _, secret = await orgs.create_key(session, org.id)
-        return {"created": True, "orgId": org.id, "creditsRemaining": org.credits_remaining, "key": secret}
+            result = {"created": False, "orgId": existing.id}
+        else:
+            org = await orgs.create_org(session, "demo", settings.demo_credits)
+            _, secret = await orgs.create_key(session, org.id, name="demo")
+            result = {"created": True, "orgId": org.id, "creditsRemaining": org.credits_remaining, "key": secret}
+        if await accounts_repository.any_member(session) is None:
+            password = secrets.token_urlsafe(12)
+            await accounts.create_member(session, result["orgId"], DEMO_EMAIL, password)
+            result["member"] = {"email": DEMO_EMAIL, "password": password}
+        return result
 
     result = run(in_transaction(settings, work))
     if as_json:
         emit(True, result, "")
         return
+    login = ""
+    if "member" in result:
+        login = (
+            f"Web console: {settings.base_url}/  sign in as {result['member']['email']} "
+            f"with password {result['member']['password']} (shown once)\n"
+        )
     if not result["created"]:
         typer.echo(
-            f"Organisation {result['orgId']} exists. A new key: grokgate admin create-key --org {result['orgId']}"
+            f"{login}Organisation {result['orgId']} exists. "
+            f"A new key: grokgate admin create-key --org {result['orgId']}"
         )
         return
     body = json.dumps({"prompt": "A lighthouse at dawn, 35mm film", "model": "text-to-image"})
     typer.echo(
         f"Demo organisation {result['orgId']} with {result['creditsRemaining']} credits.\n"
-        f"API key (shown once): {result['key']}\n\n"
+        f"API key (shown once): {result['key']}\n"
+        f"{login}\n"
         f"curl -s -X POST {settings.base_url}/api/v1/models/grok-imagine \\\n"
         f"  -H 'Authorization: Bearer {result['key']}' -H 'Content-Type: application/json' \\\n"
         f"  -d {shlex.quote(body)}\n"

@@ -1,5 +1,6 @@
 """Imports every domain's tables, so that `Base.metadata` is complete for migrations and tests."""
 
+from grokgate.accounts.models import AuthSession, Invitation, Member, Membership
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import Base
 from grokgate.idempotency.models import IdempotencyRecord
@@ -13,10 +14,14 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
+    "AuthSession",
     "IdempotencyRecord",
+    "Invitation",
     "Job",
     "LedgerEntry",
     "Media",
+    "Member",
+    "Membership",
     "Organization",
     "ServerSecret",
     "UpstreamKey",

@@ -56,13 +56,35 @@ async def status_of(session: AsyncSession, job_id: str) -> str | None:
     return await session.scalar(select(Job.status).where(Job.id == job_id))
 
 
+@dataclass(frozen=True)
+class JobFilters:
+    """Narrowing a list of jobs beyond its status: by sub-model and by creation time (`since` <= t < `until`)."""
+
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 async def page(
-    session: AsyncSession, org_id: str, *, limit: int, offset: int, status: str | None
+    session: AsyncSession,
+    org_id: str,
+    *,
+    limit: int,
+    offset: int,
+    status: str | None,
+    filters: JobFilters | None = None,
 ) -> tuple[list[Job], int]:
     """A page of the organisation's jobs, newest first, and how many there are in all."""
     conditions = [Job.org_id == org_id]
     if status is not None:
         conditions.append(Job.status == status)
+    if filters is not None:
+        if filters.model is not None:
+            conditions.append(Job.model == filters.model)
+        if filters.since is not None:
+            conditions.append(Job.created_at >= filters.since)
+        if filters.until is not None:
+            conditions.append(Job.created_at < filters.until)
     total = await session.scalar(select(func.count()).select_from(Job).where(*conditions))
     jobs = await session.scalars(
         select(Job)

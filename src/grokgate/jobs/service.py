@@ -325,9 +325,19 @@ class JobService:
             raise job_not_found(job_id)
         return job
 
-    async def list(self, caller: Caller, *, limit: int, offset: int, status: str | None) -> tuple[list[Job], int]:
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        offset: int,
+        status: str | None,
+        filters: repository.JobFilters | None = None,
+    ) -> tuple[list[Job], int]:
         async with self.db.reader() as session:
-            return await repository.page(session, caller.org_id, limit=limit, offset=offset, status=status)
+            return await repository.page(
+                session, caller.org_id, limit=limit, offset=offset, status=status, filters=filters
+            )
 
     async def cancel(self, caller: Caller, job_id: str) -> Job:
         job = await self.get(caller, job_id)

@@ -2,6 +2,10 @@
 
 Order matters and is the same everywhere: the key (401), its scope (403), then the plan's rate limits (429), so a
 request that is refused costs the caller nothing and is never charged.
+
+A request without `Authorization` may instead carry a console member's session cookie: the web pages' scripts
+call these same routes, as the member's organisation with every scope. Such a request that changes anything must
+also send the session's CSRF token as `X-CSRF-Token` (403 `CSRF_FAILED` otherwise).
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from grokgate.accounts import csrf, sessions
+from grokgate.accounts.service import context_of
 from grokgate.api.state import services_of
 from grokgate.db.base import utcnow
+from grokgate.errors import ApiError
 from grokgate.orgs.scopes import require
 from grokgate.orgs.service import Caller, authenticate, touch_key
 
@@ -23,10 +30,15 @@ def caller_with(scope: str) -> Any:
         authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     ) -> Caller:
         services = services_of(request)
+        cookie = request.cookies.get(sessions.COOKIE) if authorization is None else None
         async with services.db.reader() as session:
-            caller = await authenticate(session, authorization)
+            member = await context_of(session, cookie) if cookie else None
+            caller = member.caller if member is not None else await authenticate(session, authorization)
+        changes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if member is not None and changes and not csrf.valid(member.csrf_token, request.headers.get(csrf.HEADER)):
+            raise ApiError(403, "CSRF_FAILED", "X-CSRF-Token header missing or wrong for this session")
         require(caller.scopes, scope)
-        if services.key_usage.due(caller.key_id):
+        if caller.key_id and services.key_usage.due(caller.key_id):
             async with services.db.transaction() as session:
                 await touch_key(
                     session, caller.key_id, not_since=utcnow() - timedelta(seconds=services.key_usage.every)

@@ -31,6 +31,8 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(100), default=None)
+    """What the customer calls it (`ci`, `laptop`), to tell keys apart on the console; optional."""
     secret_hash: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the whole key. Keys carry 190 bits of randomness, so a fast hash is enough; no clear text kept."""
     scopes: Mapped[str] = mapped_column(String(200), default=ALL_SCOPES_TEXT, server_default=ALL_SCOPES_TEXT)

@@ -60,19 +60,36 @@ async def create_key(
     org_id: str,
     expires_at: datetime | None = None,
     scopes: frozenset[str] = frozenset(ALL_SCOPES),
+    name: str | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for `org_id`; the clear secret is returned here once and never stored."""
     await get_org(session, org_id)
+    if name is not None and len(name.strip()) > 100:
+        raise ApiError(400, "INVALID_INPUT", "name: at most 100 characters", {"field": "name"})
     new = keys.generate_key()
     ordered = " ".join(scope for scope in ALL_SCOPES if scope in scopes)
-    row = ApiKey(id=new.key_id, org_id=org_id, secret_hash=new.secret_hash, expires_at=expires_at, scopes=ordered)
+    row = ApiKey(
+        id=new.key_id,
+        org_id=org_id,
+        secret_hash=new.secret_hash,
+        expires_at=expires_at,
+        scopes=ordered,
+        name=(name or "").strip() or None,
+    )
     session.add(row)
     return row, new.secret
 
 
-async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+async def list_keys(session: AsyncSession, org_id: str) -> list[ApiKey]:
+    """The organisation's keys, newest first, revoked ones included (their history shows who used what)."""
+    rows = await session.scalars(select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at.desc()))
+    return list(rows.all())
+
+
+async def revoke_key(session: AsyncSession, key_id: str, org_id: str | None = None) -> ApiKey:
+    """Revoke a key; with `org_id`, only one of that organisation's (another's is as unknown as a missing one)."""
     row = await session.get(ApiKey, key_id)
-    if row is None:
+    if row is None or (org_id is not None and row.org_id != org_id):
         raise ApiError(404, "NOT_FOUND", f"API key {key_id} not found", {"keyId": key_id})
     if row.revoked_at is None:
         row.revoked_at = utcnow()
