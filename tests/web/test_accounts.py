@@ -41,7 +41,8 @@ async def _member(db_url: str, email: str, org: str) -> str:
 async def _signed_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=base_url, timeout=30)
     answer = await _post(client, "/login", "/login", {"email": email, "password": password})
-    assert answer.status_code == 303 and answer.headers["location"] == "/playground", answer.text[:300]
+    assert answer.status_code == 303, answer.text[:300]
+    assert answer.headers["location"] == "/playground"
     return client
 
 
@@ -55,20 +56,24 @@ async def test_open_sign_up_refuses_bad_input_and_changes_nothing(gateway_factor
             ({"email": "a@example.com", "password": PASSWORD, "organization": " "}, "organization"),
         ):
             answer = await _post(client, "/signup", "/signup", data)
-            assert answer.status_code == 400 and field in answer.text
+            assert answer.status_code == 400
+            assert field in answer.text
         assert await counts(gw.db_url) == before
         made = await _post(
             client, "/signup", "/signup", {"email": "A@Example.com ", "password": PASSWORD, "organization": "Acme"}
         )
         assert made.status_code == 303
         cookie = made.headers["set-cookie"]
-        assert "grokgate_session=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+        assert "grokgate_session=" in cookie
+        assert "HttpOnly" in cookie
+        assert "samesite=lax" in cookie.lower()
         assert "Secure" not in cookie  # plain http here: a Secure cookie would never come back
         async with httpx.AsyncClient(base_url=gw.server.url, timeout=30) as again:
             middle = await counts(gw.db_url)
             taken = {"email": "a@example.com", "password": PASSWORD, "organization": "Acme 2"}
             dup = await _post(again, "/signup", "/signup", taken)
-            assert dup.status_code == 409 and "exists" in dup.text
+            assert dup.status_code == 409
+            assert "exists" in dup.text
             assert await counts(gw.db_url) == middle
 
 
@@ -84,7 +89,9 @@ async def test_cookies_are_secure_behind_tls(gateway_factory: Callable[..., Any]
         )
         assert made.status_code == 303
         session = made.headers["set-cookie"]
-        assert "grokgate_session=" in session and "Secure" in session and "HttpOnly" in session
+        assert "grokgate_session=" in session
+        assert "Secure" in session
+        assert "HttpOnly" in session
 
 
 async def test_invite_only_sign_up_and_the_invitation_link(gateway_factory: Callable[..., Any]) -> None:
@@ -94,7 +101,8 @@ async def test_invite_only_sign_up_and_the_invitation_link(gateway_factory: Call
         refused = await _post(
             gw.client, "/login", "/signup", {"email": "x@example.com", "password": PASSWORD, "organization": "X"}
         )
-        assert refused.status_code == 403 and "invitation" in refused.text
+        assert refused.status_code == 403
+        assert "invitation" in refused.text
         assert await counts(gw.db_url) == before
 
         await _member(gw.db_url, "owner@example.com", "Owners")
@@ -109,7 +117,8 @@ async def test_invite_only_sign_up_and_the_invitation_link(gateway_factory: Call
                 joined = await _post(guest, path, path, {"password": "another good password"})
                 assert joined.status_code == 303
                 page = await guest.get("/account")
-                assert "Owners" in page.text and "owner@example.com" in page.text
+                assert "Owners" in page.text
+                assert "owner@example.com" in page.text
                 assert (await guest.get(path)).status_code == 404  # used
             finally:
                 await guest.aclose()
@@ -122,7 +131,8 @@ async def test_invite_only_sign_up_and_the_invitation_link(gateway_factory: Call
 async def test_sign_up_off(gateway_factory: Callable[..., Any]) -> None:
     async with gateway_factory(signup="off") as gw:
         page = await gw.client.get("/signup")
-        assert page.status_code == 403 and "closed" in page.text
+        assert page.status_code == 403
+        assert "closed" in page.text
         refused = await _post(
             gw.client, "/login", "/signup", {"email": "x@example.com", "password": PASSWORD, "organization": "X"}
         )
@@ -135,27 +145,32 @@ async def test_login_throttle_password_change_and_safe_redirects(gateway_factory
         await _member(gw.db_url, "dave@example.com", "Dave")
         for _ in range(3):
             wrong = await _post(gw.client, "/login", "/login", {"email": "carol@example.com", "password": "nope" * 3})
-            assert wrong.status_code == 400 and "wrong" in wrong.text
+            assert wrong.status_code == 400
+            assert "wrong" in wrong.text
         locked = await _post(gw.client, "/login", "/login", {"email": "carol@example.com", "password": PASSWORD})
-        assert locked.status_code == 429 and "Too many" in locked.text
+        assert locked.status_code == 429
+        assert "Too many" in locked.text
         assert "grokgate_session" not in locked.headers.get("set-cookie", "")
 
         away = await _post(
             gw.client, "/login", "/login", {"email": "dave@example.com", "password": PASSWORD, "next": "//evil.example"}
         )
-        assert away.status_code == 303 and away.headers["location"] == "/playground"
+        assert away.status_code == 303
+        assert away.headers["location"] == "/playground"
         first = await _signed_in(gw.server.url, "dave@example.com")
         second = await _signed_in(gw.server.url, "dave@example.com")
         try:
             bad = await _post(
                 first, "/account", "/account/password", {"current_password": "nope" * 3, "new_password": PASSWORD * 2}
             )
-            assert bad.status_code == 400 and "does not match" in bad.text
+            assert bad.status_code == 400
+            assert "does not match" in bad.text
             assert (await second.get("/keys")).status_code == 200
             changed = await _post(
                 first, "/account", "/account/password", {"current_password": PASSWORD, "new_password": "a new long one"}
             )
-            assert changed.status_code == 200 and "Password changed" in changed.text
+            assert changed.status_code == 200
+            assert "Password changed" in changed.text
             assert (await first.get("/keys")).status_code == 200  # this browser stays signed in
             assert (await second.get("/keys")).status_code == 303  # the other one is signed out
         finally:

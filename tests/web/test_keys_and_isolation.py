@@ -37,7 +37,9 @@ async def test_key_made_on_the_page_works_with_httpx_until_revoked(
     await sign_up(page, email, "Keepers")
     cookies = {cookie["name"]: cookie for cookie in await context.cookies()}
     session = cookies["grokgate_session"]
-    assert session["httpOnly"] and session["sameSite"] == "Lax" and not session["secure"]  # http: no Secure flag
+    assert session["httpOnly"]
+    assert session["sameSite"] == "Lax"
+    assert not session["secure"]
 
     # Sign out ends the session on the server: the old cookie no longer opens anything.
     await page.get_by_role("button", name="Sign out").click()
@@ -106,7 +108,8 @@ async def test_forms_and_api_calls_without_the_csrf_token_are_refused(context: A
     wrong = await page.request.post("/keys", form={"name": "forged", "scopes": "generate", "csrf_token": "x" * 43})
     assert wrong.status == 403
     api = await page.request.post("/api/v1/models/grok-imagine", data={"prompt": "A kite", "model": "text-to-image"})
-    assert api.status == 403 and (await api.json())["code"] == "CSRF_FAILED"
+    assert api.status == 403
+    assert (await api.json())["code"] == "CSRF_FAILED"
     await page.goto("/keys")
     assert await page.locator("#keys tbody tr", has_text="forged").count() == 0
     await page.goto("/billing")
@@ -115,7 +118,8 @@ async def test_forms_and_api_calls_without_the_csrf_token_are_refused(context: A
     allowed = await page.request.post(
         "/api/v1/quote", data={"prompt": "A kite", "model": "text-to-image"}, headers={"X-CSRF-Token": token}
     )
-    assert allowed.status == 200 and (await allowed.json())["creditsCharged"] == 8
+    assert allowed.status == 200
+    assert (await allowed.json())["creditsCharged"] == 8
     # Before anyone signs in, the sign-in form is guarded too (its token lives in its own cookie).
     cookies = await session_cookies(context)
     async with api_client(console, {"grokgate_csrf": cookies.get("grokgate_csrf", "")}) as client:
@@ -145,7 +149,8 @@ async def test_one_organisation_never_reaches_another_until_invited(
         await sign_up(bob, bob_email, "Bob Ltd")
         for path in (f"/history/{job_id}", f"/playground?again={job_id}"):
             answer = await bob.goto(path)
-            assert answer is not None and answer.status == 404, path
+            assert answer is not None
+            assert answer.status == 404, path
         assert "Alice" not in await bob.content()
         await bob.goto("/history")
         assert await bob.locator("#gallery li.card").count() == 0
@@ -155,7 +160,8 @@ async def test_one_organisation_never_reaches_another_until_invited(
             assert answer.status == 404, path
         for method, path in (("GET", f"/api/v1/jobs/{job_id}"), ("DELETE", f"/api/v1/jobs/{job_id}")):
             answer = await bob.request.fetch(path, method=method, headers={"X-CSRF-Token": token})
-            assert answer.status == 404 and (await answer.json())["code"] == "JOB_NOT_FOUND", path
+            assert answer.status == 404, path
+            assert (await answer.json())["code"] == "JOB_NOT_FOUND"
         await bob.goto("/keys")
         assert await bob.locator("#keys tbody tr", has_text="alice-key").count() == 0
         await bob.goto("/account")
@@ -177,7 +183,8 @@ async def test_one_organisation_never_reaches_another_until_invited(
         assert (await bob.goto(f"/history/{job_id}")).status == 200  # type: ignore[union-attr]
         await bob.goto("/account")
         members = await bob.locator("#members").inner_text()
-        assert "alice" in members and "bob" in members
+        assert "alice" in members
+        assert "bob" in members
         await bob.get_by_label("Working in").select_option(label="Bob Ltd (owner)")
         await bob.get_by_role("button", name="Switch").click()
         await bob.wait_for_url("**/playground")

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.accounts import passwords, repository, sessions
-from grokgate.accounts.models import AuthSession, Invitation, Member, Membership
+from grokgate.accounts.models import Invitation, Member, Membership
 from grokgate.db.base import new_id, utcnow
 from grokgate.errors import ApiError, invalid_input
 from grokgate.orgs import service as orgs
@@ -196,6 +196,3 @@ async def accept(session: AsyncSession, token: str, *, member_id: str | None, pa
 async def open_session_for(session: AsyncSession, member: Member, org_id: str, *, ttl: timedelta) -> str:
     _, token = await sessions.open_session(session, KIND, member.id, ttl=ttl, org_id=org_id)
     return token
-
-
-__all__ = ["KIND", "AuthSession", "MemberContext"]

@@ -36,9 +36,8 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     console = console_of(request)
     member: MemberContext | None = getattr(request.state, "member", None)
     anonymous = None
-    if member is None:
-        anonymous = request.cookies.get(csrf.COOKIE) or getattr(request.state, "anonymous_csrf", None)
-        anonymous = anonymous or csrf.new_token()
+    if member is None:  # a form before sign-in: its CSRF token lives in a cookie of its own (double submit)
+        anonymous = request.cookies.get(csrf.COOKIE) or csrf.new_token()
     body = console.templates.get_template(template).render(
         member=member,
         csrf_token=member.csrf_token if member is not None else anonymous,
