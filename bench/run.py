@@ -194,6 +194,9 @@ class Bench:
                 "GROKGATE_LOG_LEVEL": "warning",
                 "GROKGATE_PLANS": BIG_PLAN,
                 "GROKGATE_METRICS_TOKEN": METRICS_TOKEN,
+                # The benchmark's sandbox has no rate limits: what is measured is the gateway, not xAI's pace.
+                "GROKGATE_XAI_IMAGE_RPS": "0",
+                "GROKGATE_XAI_VIDEO_RPS": "0",
                 **extra,
             }
         )

@@ -32,12 +32,13 @@ def gateway_env(db_url: str, sandbox_url: str, **overrides: Any) -> dict[str, st
     """Settings for a gateway process that talks to the test sandbox as if it were xAI."""
     from tests.conftest import SANDBOX_KEY
 
+    unpaced = {"GROKGATE_XAI_IMAGE_RPS": "0", "GROKGATE_XAI_VIDEO_RPS": "0"}  # the test sandbox has no limits
     return clean_env(
         GROKGATE_DATABASE_URL=db_url,
         XAI_API_KEY=SANDBOX_KEY,
         XAI_BASE_URL=f"{sandbox_url}/v1",
         GROKGATE_LOG_LEVEL="warning",
-        **overrides,
+        **{**unpaced, **overrides},
     )
 
 
