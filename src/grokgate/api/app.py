@@ -28,6 +28,7 @@ from grokgate.api.responses import errors as error_responses
 from grokgate.api.state import Services
 from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
+from grokgate.compat import endpoints as compat_endpoints
 from grokgate.config import Settings
 from grokgate.errors import ApiError
 from grokgate.jobs import catalogue_endpoints
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         ratelimit_endpoints.router,
         billing_endpoints.router,
         storage_endpoints.router,
+        compat_endpoints.router,
     ):
         app.include_router(router)
     console.install(app, settings)
