@@ -317,3 +317,28 @@ async def test_image_models_are_listed_from_the_catalogue(gateway: Gateway) -> N
     assert missing.status_code == 404
     assert missing.json()["code"] == "MODEL_NOT_FOUND"
     assert (await gateway.client.get("/v1/image-generation-models")).status_code == 401
+
+
+async def test_the_routes_are_documented_under_their_own_tag(gateway: Gateway) -> None:
+    document = (await gateway.client.get("/openapi.json")).json()
+    tagged = {
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "xai-compatible" in operation.get("tags", [])
+    }
+    assert {
+        "POST /v1/images/generations",
+        "POST /v1/images/edits",
+        "POST /v1/videos/generations",
+        "POST /v1/videos/edits",
+        "POST /v1/videos/extensions",
+        "GET /v1/videos/{request_id}",
+        "GET /v1/image-generation-models",
+        "GET /v1/video-generation-models",
+    } <= tagged
+    generate = document["paths"]["/v1/images/generations"]["post"]
+    schema = generate["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/GenerateImageRequest"}
+    assert "response_format" in document["components"]["schemas"]["GenerateImageRequest"]["properties"]
+    assert {"402", "415", "429"} <= set(generate["responses"])

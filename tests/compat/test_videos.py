@@ -5,6 +5,7 @@ xAI's shapes; and every one a job of the native API."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -13,7 +14,9 @@ import httpx
 from tests.compat.test_images import balance, jobs_of, served
 from tests.conftest import Gateway, Sandbox
 from tests.jobs.test_generate_flows import png_data_uri
-from tests.support import Tenant, counts, wait_for
+from tests.support import LiveServer, Tenant, counts, wait_for
+from tests.webhooks.receiver import Receiver
+from tests.webhooks.test_webhooks import fast
 
 
 async def submit(gateway: Gateway, tenant: Tenant, path: str, body: dict[str, Any]) -> str:
@@ -214,3 +217,18 @@ async def test_video_models_are_listed_from_the_catalogue(gateway: Gateway) -> N
     assert by_id["grok-imagine-video-1.5"]["resolutions"] == ["480p", "720p", "1080p"]
     one = await gateway.client.get("/v1/video-generation-models/grok-imagine-video-1.5", headers=tenant.headers)
     assert one.json() == by_id["grok-imagine-video-1.5"]
+
+
+async def test_webhook_url_announces_the_video_like_a_native_job(gateway_factory: Callable[..., Any]) -> None:
+    receiver = Receiver()
+    async with LiveServer(receiver.app()) as hook, gateway_factory(**fast()) as gateway:
+        tenant = await gateway.tenant(credits=150)
+        request_id = await submit(
+            gateway, tenant, "generations", {"prompt": "Hooked", "duration": 1, "webhook_url": f"{hook.url}/hook"}
+        )
+        await wait_for(lambda: len(receiver.accepted) == 1, what="the webhook")
+        [payload] = receiver.payloads()
+        assert payload["type"] == "job.completed"
+        assert payload["data"]["id"] == request_id
+        done = await until_ended(gateway, tenant, request_id)
+        assert done["status"] == "done"

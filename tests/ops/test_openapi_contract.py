@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -71,6 +72,7 @@ def fuzz(schema: Any, base_url: str, headers: dict[str, str]) -> tuple[list[str]
     return failures, answered
 
 
+@pytest.mark.timeout(300)  # every operation, both modes: longer than the default bound on a busy machine
 async def test_every_operation_answers_within_its_schema(gateway_factory: Callable[..., Any]) -> None:
     roomy = {"default": {"rpm": 10**6, "rph": 10**6, "rpd": 10**7, "concurrent": 10**5}}  # 429s: ratelimits/
     async with gateway_factory(plans=roomy) as gw:

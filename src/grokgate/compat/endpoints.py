@@ -54,21 +54,13 @@ router = APIRouter(prefix="/v1", tags=["xai-compatible"], responses=AUTHENTICATE
 WORKFLOW = "xai-compatible"
 """The `workflow` of jobs made here, as `/api/v1/jobs` shows it."""
 _NOT_JSON = ("multipart/form-data", "application/x-www-form-urlencoded")
-_SUBMIT_ERRORS = errors(
-    400,
-    402,
-    404,
-    409,
-    413,
-    415,
-    422,
-    500,
-    502,
-    says={
-        404: "MODEL_NOT_FOUND (no such model for this endpoint; the listings name them)",
-        415: "UNSUPPORTED_MEDIA_TYPE (the body must be JSON, as xAI's)",
-    },
-)
+_SAYS = {
+    404: "MODEL_NOT_FOUND (no such model for this endpoint; the listings name them), or MEDIA_MISSING",
+    415: "UNSUPPORTED_MEDIA_TYPE (the body must be JSON, as xAI's)",
+}
+_SUBMIT_ERRORS = errors(400, 402, 404, 409, 413, 415, 422, 500, 502, says=_SAYS)
+_IMAGE_ERRORS = {**_SUBMIT_ERRORS, **errors(410)}
+"""An image answered in `b64_json` is read from our store: on a replay after its retention, it is gone (410)."""
 _IDEMPOTENCY = {
     "parameters": [
         {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}}
@@ -116,7 +108,11 @@ async def _submit(
         result = await work()
     else:
         result = await services.idempotency.run(
-            caller.org_id, check_key(key), body_hash, work, wait=settings.request_lease
+            caller.org_id,
+            check_key(key),
+            body_hash,
+            work,
+            wait=min(settings.request_lease, settings.max_wait_seconds),
         )
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.status != 200:  # the first request's error, answered again
@@ -170,7 +166,7 @@ _VIDEO_OK: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/images/generations",
     summary="xAI: generate images (OpenAI-compatible)",
-    responses={**_IMAGE_OK, **_SUBMIT_ERRORS},
+    responses={**_IMAGE_OK, **_IMAGE_ERRORS},
     openapi_extra=_body(GenerateImageRequest),
 )
 async def generate_images(request: Request, caller: Generate) -> JSONResponse:
@@ -181,7 +177,7 @@ async def generate_images(request: Request, caller: Generate) -> JSONResponse:
 @router.post(
     "/images/edits",
     summary="xAI: edit images (JSON body: `image` or `images`)",
-    responses={**_IMAGE_OK, **_SUBMIT_ERRORS},
+    responses={**_IMAGE_OK, **_IMAGE_ERRORS},
     openapi_extra=_body(EditImageRequest),
 )
 async def edit_images(request: Request, caller: Generate) -> JSONResponse:

@@ -98,7 +98,6 @@ class GenerateImageRequest(_Extras):
     """`POST /v1/images/generations`."""
 
     model_config = ConfigDict(
-        title="XaiGenerateImageRequest",
         json_schema_extra={"examples": [{"prompt": "A cat in a tree", "model": "grok-imagine-image", "n": 2}]},
     )
 
@@ -120,7 +119,6 @@ class EditImageRequest(GenerateImageRequest):
     """`POST /v1/images/edits`: a generation's fields and the source image (`image`) or images (`images`, <= 3)."""
 
     model_config = ConfigDict(
-        title="XaiEditImageRequest",
         json_schema_extra={
             "examples": [
                 {
@@ -140,7 +138,6 @@ class GenerateVideoRequest(_Extras):
     """`POST /v1/videos/generations`: a video from a prompt, or from a still image (`image`)."""
 
     model_config = ConfigDict(
-        title="XaiGenerateVideoRequest",
         json_schema_extra={
             "examples": [{"prompt": "A cat playing with a ball", "model": "grok-imagine-video", "duration": 6}]
         },
@@ -171,7 +168,6 @@ class EditVideoRequest(_Extras):
     """`POST /v1/videos/edits`: duration, aspect ratio and resolution are taken from the input video."""
 
     model_config = ConfigDict(
-        title="XaiEditVideoRequest",
         json_schema_extra={
             "examples": [{"prompt": "Add snow to the scene", "video": {"url": "https://example.com/video.mp4"}}]
         },
@@ -184,8 +180,6 @@ class EditVideoRequest(_Extras):
 
 class ExtendVideoRequest(EditVideoRequest):
     """`POST /v1/videos/extensions`: the input video continued by `duration` seconds (2-10, default 6)."""
-
-    model_config = ConfigDict(title="XaiExtendVideoRequest")
 
     duration: Seconds | None = Field(default=None, ge=2, le=10)
 
