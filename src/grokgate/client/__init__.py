@@ -35,6 +35,7 @@ from grokgate.client.errors import (
     WaitTimeout,
 )
 from grokgate.client.models import Balance, Job, JobError, JobPage, LedgerEntry, LedgerPage, Quote, SubModel
+from grokgate.client.operations import ImageOptions, ImageSource, ProgressCallback, VideoOptions, WaitOptions
 from grokgate.client.sync_client import Client, ImageResult, VideoJob
 from grokgate.client.webhooks import WebhookEvent, WebhookVerificationError, verify
 
@@ -52,7 +53,9 @@ __all__ = [
     "Credentials",
     "Gone",
     "GrokgateError",
+    "ImageOptions",
     "ImageResult",
+    "ImageSource",
     "InsufficientCredits",
     "Job",
     "JobError",
@@ -64,6 +67,7 @@ __all__ = [
     "MissingCredentials",
     "NotFound",
     "PermissionDenied",
+    "ProgressCallback",
     "Quote",
     "RateLimited",
     "ServerError",
@@ -72,6 +76,8 @@ __all__ = [
     "UnprocessableRequest",
     "UpstreamError",
     "VideoJob",
+    "VideoOptions",
+    "WaitOptions",
     "WaitTimeout",
     "WebhookEvent",
     "WebhookVerificationError",
