@@ -89,9 +89,11 @@ async def test_video_with_progress_over_events_then_download(gateway: Gateway, t
     tenant = await gateway.tenant()
     waiters = gateway.server.app.state.services.waiters
     seen: list[tuple[str, int]] = []
+    percents: list[tuple[str, int | None]] = []
 
     def progress(job: Job) -> None:
         seen.append((job.status, waiters.by_org[tenant.org_id]))
+        percents.append((job.status, job.progress))
 
     async with AsyncClient(tenant.key, base_url=gateway.server.url) as client:
         video = await client.videos.create("a slow dolly [sandbox:delay=0.6]", duration=1)
@@ -102,7 +104,10 @@ async def test_video_with_progress_over_events_then_download(gateway: Gateway, t
     statuses = [status for status, _ in seen]
     assert statuses[-1] == "completed"
     assert statuses[0] in ("pending", "processing")
-    assert all(a != b for a, b in itertools.pairwise(statuses))  # each change reported once
+    assert all(a != b for a, b in itertools.pairwise(percents))  # each change (status or progress) reported once
+    rendering = [percent for status, percent in percents if status == "processing" and percent is not None]
+    assert rendering
+    assert rendering == sorted(rendering)  # xAI's progress percentage, as it rises
     # The updates came over one event stream (held while the job ran; the stream lets go as it sends the end).
     assert len(seen) >= 2
     assert all(held == 1 for _, held in seen[:-1])

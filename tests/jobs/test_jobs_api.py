@@ -155,15 +155,21 @@ async def test_prefer_wait_runs_out_and_answers_the_current_job(gateway: Gateway
 async def test_event_stream_follows_the_job_to_its_end(gateway: Gateway) -> None:
     tenant = await gateway.tenant()
     job_id = (await gateway.generate(tenant, {"prompt": "streamed [sandbox:delay=0.5]", "duration": 1})).json()["jobId"]
-    statuses = []
+    events = []
     async with gateway.client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=tenant.headers) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         async for line in stream.aiter_lines():
             if line.startswith("data: "):
-                statuses.append(json.loads(line[6:])["status"])
+                event = json.loads(line[6:])
+                events.append((event["status"], event.get("progress")))
+    statuses = [status for status, _ in events]
     assert statuses[0] in ("pending", "processing")
     assert statuses[-1] == "completed"
-    assert len(statuses) == len(set(statuses))
+    # One event per change: of the status, or of xAI's progress while it renders (which only goes up).
+    assert len(events) == len(set(events))
+    progress = [percent for status, percent in events if status == "processing" and percent is not None]
+    assert progress == sorted(progress)
+    assert progress
     missing = await gateway.client.get("/api/v1/jobs/job_nope/events", headers=tenant.headers)
     assert missing.status_code == 404
 

@@ -114,7 +114,7 @@ async def _submit(
             work,
             wait=min(settings.request_lease, settings.max_wait_seconds),
         )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else dict(result.headers or {})
     if result.status != 200:  # the first request's error, answered again
         stored = result.body if isinstance(result.body, dict) else {}
         details = stored.get("details")

@@ -34,6 +34,8 @@ class Answer:
     status: int
     body: Any
     replayed: bool = False
+    headers: dict[str, str] | None = None
+    """Headers of an error answered now (`Retry-After`); a replay has none (the body carries the same facts)."""
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -138,7 +140,7 @@ class Idempotency:
         try:
             answer = await work()
         except ApiError as exc:
-            answer = Answer(status=exc.status, body=exc.body())
+            answer = Answer(status=exc.status, body=exc.body(), headers=exc.headers)
         except BaseException:
             # Nothing was charged (the job was never opened), or the job was ended and refunded before this was
             # raised (`JobService.start`): a retry with this key may run afresh.

@@ -127,7 +127,7 @@ async def _create(
     finally:
         if hold is not None:
             hold.release()
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(result.headers or {})
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     if waited:

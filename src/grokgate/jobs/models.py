@@ -49,6 +49,8 @@ class Job(Base):
     """While set and in the future, one process owns the job (a request submitting it, or a poller polling it)."""
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    progress: Mapped[int | None] = mapped_column(Integer, default=None)
+    """xAI's progress percentage of the video, as last polled."""
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     poll_failures: Mapped[int] = mapped_column(Integer, default=0)
     """Polls in a row that got no answer from xAI; sets the back-off before the next one."""

@@ -323,17 +323,22 @@ async def reschedule(session: AsyncSession, job_id: str, wait: states.Wait, *, o
 
     `answered` says whether the attempt made progress (xAI answered the poll and, for a finished video, the result
     was fetched): it resets or extends the run of failed attempts that sets the back-off. `updatedAt` moves only
-    when the status does.
+    when the status or xAI's progress does.
     """
+    unchanged = Job.status == wait.status
+    if wait.progress is not None:
+        unchanged = and_(unchanged, Job.progress == wait.progress)
     values: dict[str, Any] = {
         "status": wait.status,
         "next_poll_at": wait.next_poll_at,
         "lease_owner": None,
         "lease_expires_at": None,
-        "updated_at": case((Job.status == wait.status, Job.updated_at), else_=utcnow()),
+        "updated_at": case((unchanged, Job.updated_at), else_=utcnow()),
         "poll_count": Job.poll_count + 1,
         "poll_failures": 0 if answered else Job.poll_failures + 1,
     }
+    if wait.progress is not None:
+        values["progress"] = wait.progress
     result = await session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)

@@ -299,6 +299,8 @@ class JobView(BaseModel):
     updatedAt: datetime
     error: JobError | None = None
     creditsRefunded: int | None = None
+    progress: int | None = None
+    """xAI's progress percentage (0-100) of a video it is rendering, as last polled; absent until xAI reports one."""
 
 
 class JobList(BaseModel):

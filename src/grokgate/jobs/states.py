@@ -11,7 +11,7 @@ job still being active, in the same transaction as the refund, so a refund canno
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,8 @@ class Cancel:
 class Wait:
     status: str
     next_poll_at: datetime
+    progress: int | None = None
+    """xAI's progress percentage, when the poll carried one."""
 
 
 Ending = Complete | Fail | Cancel
@@ -99,7 +101,10 @@ def after_poll(
     if poll.state == "done" and poll.url:
         return Deliver(poll.url, seconds(poll.duration, requested_duration), poll.cost_in_usd_ticks)
     if poll.state == "pending":
-        return after_silence(now=now, deadline=deadline, delay=interval, status="processing")
+        waiting = after_silence(now=now, deadline=deadline, delay=interval, status="processing")
+        if isinstance(waiting, Wait) and poll.progress is not None:
+            return replace(waiting, progress=max(0, min(100, poll.progress)))
+        return waiting
     code = {
         "not_found": "UPSTREAM_NOT_FOUND",
         "expired": "UPSTREAM_EXPIRED",

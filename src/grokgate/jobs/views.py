@@ -45,6 +45,8 @@ def present(job: Job, links: MediaLinks) -> JobView:
         view.error = JobError(code=job.error_code or "FAILED", message=job.error_message or "")
     if job.status in ("failed", "cancelled"):
         view.creditsRefunded = job.credits_refunded
+    if job.progress is not None and job.status == "processing":
+        view.progress = job.progress
     return view
 
 

@@ -1,6 +1,6 @@
 """The upstream key pool: a row per xAI key (health and pace shared by every process); on each job the key that
 created its xAI request, since only that key may poll it, and, for a video waiting for a key's pace, the request
-to send.
+to send; and xAI's progress percentage of a rendering video, as last polled.
 
 Revision ID: 0007
 Revises: 0006
@@ -40,10 +40,12 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("upstream_key_id", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("upstream_request", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("progress", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("progress")
         batch_op.drop_column("upstream_request")
         batch_op.drop_column("upstream_key_id")
     op.drop_table("upstream_keys")
