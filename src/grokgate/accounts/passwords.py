@@ -7,6 +7,7 @@ loop. Nothing here knows who the password belongs to: members and operators use 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,8 +21,13 @@ MAX_LENGTH = 1024
 _HASHER = PasswordHasher()
 """Stateless (holds only the parameters), so one is shared; argon2-cffi's defaults follow RFC 9106."""
 
-_DUMMY_HASH = _HASHER.hash("grokgate-dummy-password")
-"""Verified against when an account does not exist, so a login takes as long whether or not it does."""
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an account does not exist, so a login takes as long whether or not it does. Made
+    on first use, not at import: every `grokgate` command imports this module, and a hash costs half a second."""
+    return _HASHER.hash("grokgate-dummy-password")
 
 
 def check_new(password: str, field: str = "password") -> str:
@@ -38,7 +44,7 @@ async def hash_password(password: str) -> str:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password[:MAX_LENGTH]) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password[:MAX_LENGTH]) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.billing import ledger
 from grokgate.cli.common import CliError, JsonFlag, admin, emit, in_transaction, run, settings_from_env
-from grokgate.db.base import utcnow
 from grokgate.errors import ApiError
-from grokgate.orgs import service as orgs
 from grokgate.orgs.scopes import ALL_SCOPES, parse_scopes
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @admin.command("create-org")
@@ -24,6 +23,7 @@ def create_org(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an organisation, granting it initial credits through the ledger."""
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         org = await orgs.create_org(session, name, credits)
@@ -55,6 +55,9 @@ def create_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the secret is printed once and never stored."""
+    from grokgate.db.base import utcnow
+    from grokgate.orgs import service as orgs
+
     lifetime = _duration(expires_in) if expires_in else None
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -76,6 +79,7 @@ def create_key(
 @admin.command("revoke-key")
 def revoke_key(key_id: Annotated[str, typer.Option(help="Key id (key_...).")], as_json: JsonFlag = False) -> None:
     """Revoke an API key at once."""
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await orgs.revoke_key(session, key_id)
@@ -92,6 +96,8 @@ def add_credits(
     as_json: JsonFlag = False,
 ) -> None:
     """Grant credits to an organisation (a ledger row)."""
+    from grokgate.billing import ledger
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         await orgs.get_org(session, org)
@@ -108,6 +114,8 @@ def set_plan(
     as_json: JsonFlag = False,
 ) -> None:
     """Move an organisation to another plan (its rate limits)."""
+    from grokgate.orgs import service as orgs
+
     settings = settings_from_env()
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -125,6 +133,7 @@ def webhook_secret(
     as_json: JsonFlag = False,
 ) -> None:
     """Show (or rotate) the secret that signs an organisation's webhooks (Standard Webhooks, `whsec_...`)."""
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         return {"orgId": org, "secret": await orgs.webhook_secret(session, org, rotate=rotate), "rotated": rotate}
@@ -140,6 +149,9 @@ def report(
     as_json: JsonFlag = False,
 ) -> None:
     """Jobs, credits, xAI's cost in USD and the margin of an organisation over a window."""
+    from grokgate.db.base import utcnow
+    from grokgate.orgs import service as orgs
+
     settings = settings_from_env()
     window = _duration(since)
 
@@ -157,6 +169,7 @@ def report(
 @admin.command("balance")
 def balance(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
     """The cached balance and the ledger sum, computed independently: they must always agree."""
+    from grokgate.billing import ledger
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         found = await ledger.balance_of(session, org)

@@ -1,20 +1,23 @@
-"""What every command shares: the command tree, settings from the environment, one-line errors, `--json`."""
+"""What every command shares: the command tree, settings from the environment, one-line errors, `--json`.
+
+The server side (settings, the database, migrations) is imported only by the commands that use it: the client
+commands (`generate`, `jobs`, `balance`) start without loading SQLAlchemy, Alembic or the catalogue."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.config import Settings
-from grokgate.db.engine import Database
-from grokgate.db.migrate import upgrade
 from grokgate.errors import ApiError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from grokgate.config import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 admin = typer.Typer(no_args_is_help=True, help="Organisations, API keys and credits.")
@@ -29,6 +32,10 @@ class CliError(Exception):
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from grokgate.config import Settings
+
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
@@ -48,6 +55,9 @@ def emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
 
 
 async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from grokgate.db.engine import Database
+    from grokgate.db.migrate import upgrade
+
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:

@@ -10,17 +10,16 @@ import secrets
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.accounts import repository as accounts_repository
-from grokgate.accounts import service as accounts
 from grokgate.cli.common import CliError, JsonFlag, app, emit, in_transaction, run, settings_from_env
-from grokgate.config import Settings
-from grokgate.db.migrate import upgrade
-from grokgate.orgs import service as orgs
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from grokgate.config import Settings
 
 DEMO_EMAIL = "demo@example.com"
 
@@ -92,6 +91,7 @@ def serve(
 
     from grokgate.api.app import create_app
     from grokgate.api.slowclients import GuardedHttpProtocol
+    from grokgate.db.migrate import upgrade
     from grokgate.logs import configure
 
     settings = settings_from_env(
@@ -153,6 +153,7 @@ def worker(
 
     from grokgate.api.backlog import record_backlog
     from grokgate.background import run_rounds
+    from grokgate.db.migrate import upgrade
     from grokgate.logs import configure
     from grokgate.metrics import Metrics
     from grokgate.runtime import runtime
@@ -186,6 +187,8 @@ def worker(
 @app.command()
 def migrate(as_json: JsonFlag = False) -> None:
     """Upgrade the database schema to the newest migration."""
+    from grokgate.db.migrate import upgrade
+
     settings = settings_from_env()
     run(upgrade(settings.database_url))
     emit(as_json, {"migrated": True}, "database is up to date")
@@ -231,6 +234,10 @@ def sandbox(
 def demo(as_json: JsonFlag = False) -> None:
     """Create a demo organisation with credits, an API key and a console member (password printed once), unless an
     organisation exists already; an install from before the console gets its demo member too."""
+    from grokgate.accounts import repository as accounts_repository
+    from grokgate.accounts import service as accounts
+    from grokgate.orgs import service as orgs
+
     settings = settings_from_env()
 
     async def work(session: AsyncSession) -> dict[str, Any]:

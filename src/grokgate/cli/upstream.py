@@ -7,14 +7,16 @@ team's credit, say). The secret is shown never again, only its last four charact
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.cli.common import JsonFlag, admin, emit, in_transaction, run, settings_from_env
-from grokgate.upstream import keys
-from grokgate.upstream.models import UpstreamKey
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from grokgate.upstream.models import UpstreamKey
 
 upstream = typer.Typer(no_args_is_help=True, help="The xAI keys the gateway uses (the upstream key pool).")
 admin.add_typer(upstream, name="upstream-key")
@@ -49,6 +51,7 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add an xAI key to the pool (prompted for when --key is not given, so it stays out of the shell history)."""
+    from grokgate.upstream import keys
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await keys.add(session, name, key, image_rps=image_rps, video_rps=video_rps)
@@ -61,6 +64,7 @@ def add(
 @upstream.command("list")
 def list_keys(as_json: JsonFlag = False) -> None:
     """Every key of the pool, in rotation or not, and why xAI refused the ones it refused."""
+    from grokgate.upstream import keys
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         return {"keys": [_shown(row) for row in await keys.all_keys(session)]}
@@ -70,6 +74,8 @@ def list_keys(as_json: JsonFlag = False) -> None:
 
 
 def _set(key_id: str, status: str, reason: str | None, as_json: bool) -> None:
+    from grokgate.upstream import keys
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         return _shown(await keys.set_status(session, key_id, status, reason))
 
@@ -92,6 +98,7 @@ def enable(key_id: KeyId, as_json: JsonFlag = False) -> None:
 @upstream.command("remove")
 def remove(key_id: KeyId, as_json: JsonFlag = False) -> None:
     """Forget a key added here (videos it created can no longer be polled: they fail, refunded)."""
+    from grokgate.upstream import keys
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         await keys.remove(session, key_id)
