@@ -271,3 +271,22 @@ async def test_pace_spaces_submissions_and_holds_off(db_url: str, backend: str) 
     finally:
         await pace.aclose()
         await db.dispose()
+
+
+@pytest.mark.timeout(60)
+async def test_a_429_from_one_key_fails_over_to_another(db_url: str, tmp_path: Path) -> None:
+    """A gateway not pacing itself (its keys' limits unknown to it) meets xAI's 429s: each request moves to the
+    other key or waits for the first to free up; no job fails and nothing is charged twice."""
+    sandbox = LiveServer(create_sandbox_app(api_keys=(KEY_A, KEY_B), video_seconds=0.2, inspect=True, video_rps=1))
+    async with sandbox, pool_setup(db_url, tmp_path, keys=(KEY_A, KEY_B), rps=0, sandbox=sandbox) as setup:
+        tenant = await make_tenant(db_url, 1000)
+        answers = await asyncio.gather(*(setup.post(tenant, {**VIDEO, "prompt": f"v{i}"}) for i in range(4)))
+        assert {r.status_code for r in answers} == {202}
+        jobs = await setup.until_ended(4, seconds=30)
+        assert {job.status for job in jobs} == {"completed"}
+        submits = await setup.journal("/v1/videos/generations")
+        refused = [entry for entry in submits if entry.get("status") == 429]
+        taken = [entry for entry in submits if entry.get("status") != 429]
+        assert refused  # xAI did say no
+        assert len(taken) == 4
+        assert {entry["key"] for entry in taken} == {key_id(KEY_A), key_id(KEY_B)}

@@ -22,7 +22,6 @@ _HASHER = PasswordHasher()
 """Stateless (holds only the parameters), so one is shared; argon2-cffi's defaults follow RFC 9106."""
 
 
-
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when an account does not exist, so a login takes as long whether or not it does. Made

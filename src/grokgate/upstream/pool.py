@@ -9,7 +9,8 @@ leaves the rotation, and a 429 or 503 from one key sends the request to another.
 - **Health.** A key xAI refuses (invalid, no access, out of credit) is marked `refused` in its row, so every
   process drops it within `refresh` seconds; the same request moves on to another key, since nothing was taken.
 - **Failover.** 429 and 503 mean "not taken": the key is held off for `Retry-After` (or the back-off) and the
-  request tries the next free key, up to `retries` rounds of the rotation.
+  request tries the next free key at once, or waits for the first to free up, up to `retries` rounds of the
+  rotation.
 - **Polls** go through the key that created the request (`Submission.key_id`, kept on the job): xAI's request ids
   belong to their team. Polls are not paced: xAI limits model calls, not reads of a result.
 """
@@ -103,6 +104,8 @@ class UpstreamPool:
             "video": FairQueue(settings.queue),
         }
         self._dispatchers: dict[Kind, asyncio.Task[None]] = {}
+        self._held: dict[tuple[str, Kind], float] = {}
+        """Keys xAI answered 429/503, until when (monotonic): skipped here at once, paced or not."""
 
     # --- keys -----------------------------------------------------------------------------------------------------
 
@@ -194,7 +197,12 @@ class UpstreamPool:
         self._next = (self._next + 1) % len(rotation)
         ordered = rotation[self._next :] + rotation[: self._next]
         soonest = float("inf")
+        now = time.monotonic()
         for key in ordered:
+            held = self._held.get((key.id, kind), 0.0) - now
+            if held > 0:
+                soonest = min(soonest, held)
+                continue
             rate = self._rps(key, kind)
             if rate is None or self.pace is None:
                 return key, 0.0
@@ -263,13 +271,12 @@ class UpstreamPool:
                 busy += 1
                 pause = exc.retry_after or self.settings.backoff * 2 ** min(busy, 6)
                 log.warning("upstream.not_taken", key=key.id, kind=kind, pause=pause, error=str(exc))
-                if self.pace is not None:
-                    with contextlib.suppress(Exception):
+                self._held[(key.id, kind)] = time.monotonic() + pause
+                if self.pace is not None and self._rps(key, kind):
+                    with contextlib.suppress(Exception):  # so that the other processes hold off too
                         await self.pace.hold_off(key.id, kind, pause)
                 if busy >= self.settings.retries * max(1, len(self.rotation())):
                     raise UpstreamError(f"xAI answered 429/503 on every key, {busy} times: {exc}") from exc
-                if self.pace is None or not self._rps(key, kind):
-                    await asyncio.sleep(pause)
                 continue
             if self._metrics is not None:
                 self._metrics.upstream_submits.labels(key.id, kind).inc()
