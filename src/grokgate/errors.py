@@ -44,3 +44,12 @@ def insufficient_credits(required: int, remaining: int) -> ApiError:
         f"Insufficient credits: {required} required, {remaining} remaining",
         {"creditsRequired": required, "creditsRemaining": remaining},
     )
+
+
+def org_suspended(org_id: str) -> ApiError:
+    return ApiError(
+        403,
+        "ORG_SUSPENDED",
+        "This organisation is suspended: it cannot start generations; ask the operator",
+        {"orgId": org_id},
+    )

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from grokgate import __version__
+from grokgate.admin import ops_routes as admin_ops_routes
+from grokgate.admin import org_routes as admin_org_routes
 from grokgate.api import errors
 from grokgate.api.backlog import record_backlog
 from grokgate.api.headers import BodyLimit, RateLimitHeaders
@@ -125,6 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
         billing_endpoints.router,
         storage_endpoints.router,
         compat_endpoints.router,
+        admin_org_routes.router,
+        admin_ops_routes.router,
     ):
         app.include_router(router)
     console.install(app, settings)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from grokgate.billing.amounts import MAX_CREDITS, MAX_PRICE, checked
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import new_id, utcnow
-from grokgate.errors import ApiError, insufficient_credits
+from grokgate.errors import ApiError, insufficient_credits, org_suspended
 from grokgate.orgs.models import Organization
 
 
@@ -28,12 +28,16 @@ class Balance:
     ledger_sum: int
 
 
-async def _move(session: AsyncSession, org_id: str, amount: int, *, capped: bool = False) -> int | None:
+async def _move(
+    session: AsyncSession, org_id: str, amount: int, *, capped: bool = False, active: bool = False
+) -> int | None:
     """Add `amount` (signed) to the cached balance unless that would take it below zero (or, `capped`, above
-    `MAX_CREDITS`); None if refused."""
+    `MAX_CREDITS`; or, `active`, the organisation is suspended); None if refused."""
     within = [Organization.credits_remaining + amount >= 0]
     if capped:
         within.append(Organization.credits_remaining <= MAX_CREDITS - amount)
+    if active:
+        within.append(Organization.suspended_at.is_(None))
     stmt = (
         update(Organization)
         .where(Organization.id == org_id, *within)
@@ -44,8 +48,13 @@ async def _move(session: AsyncSession, org_id: str, amount: int, *, capped: bool
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def grant(session: AsyncSession, org_id: str, amount: int, note: str | None = None) -> int:
-    """Add credits bought or given; returns the new balance. Refused (400) when it would pass `MAX_CREDITS`."""
+async def grant(
+    session: AsyncSession, org_id: str, amount: int, note: str | None = None, *, reference: str | None = None
+) -> int:
+    """Add credits bought or given; returns the new balance. Refused (400) when it would pass `MAX_CREDITS`.
+
+    `reference` is a client-chosen id (a payment's): its movement key `grant:<reference>` is unique, so the
+    database refuses a second grant of one payment however it arrives."""
     checked(amount)
     balance = await _move(session, org_id, amount, capped=True)
     if balance is None:
@@ -59,18 +68,58 @@ async def grant(session: AsyncSession, org_id: str, amount: int, note: str | Non
             {"field": "credits", "creditsRemaining": remaining, "maxCredits": MAX_CREDITS},
         )
     session.add(
-        LedgerEntry(org_id=org_id, kind="grant", amount=amount, movement_key=f"grant:{new_id('grt')}", note=note)
+        LedgerEntry(
+            org_id=org_id,
+            kind="grant",
+            amount=amount,
+            movement_key=f"grant:{reference or new_id('grt')}",
+            note=note,
+        )
+    )
+    return balance
+
+
+async def remove(session: AsyncSession, org_id: str, amount: int, note: str, *, reference: str | None = None) -> int:
+    """Take credits away (a chargeback, a mistaken grant): a negative `removal` row. Refused (400) when the balance
+    does not hold them; returns the new balance."""
+    checked(amount)
+    balance = await _move(session, org_id, -amount)
+    if balance is None:
+        remaining = await session.scalar(select(Organization.credits_remaining).where(Organization.id == org_id))
+        if remaining is None:
+            raise ApiError(404, "NOT_FOUND", f"Organization {org_id} not found", {"orgId": org_id})
+        raise ApiError(
+            400,
+            "INVALID_INPUT",
+            f"credits: the balance holds {remaining}, fewer than {amount}",
+            {"field": "credits", "creditsRemaining": remaining},
+        )
+    session.add(
+        LedgerEntry(
+            org_id=org_id,
+            kind="removal",
+            amount=-amount,
+            movement_key=f"removal:{reference or new_id('rmv')}",
+            note=note,
+        )
     )
     return balance
 
 
 async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -> int:
-    """Take a job's price; raises 402 when the balance cannot cover it. Returns the new balance."""
+    """Take a job's price; raises 402 when the balance cannot cover it, 403 `ORG_SUSPENDED` when the organisation
+    is suspended (checked in the same UPDATE, so a suspension is never raced past). Returns the new balance."""
     checked(amount, most=MAX_PRICE)
-    balance = await _move(session, org_id, -amount)
+    balance = await _move(session, org_id, -amount, active=True)
     if balance is None:
-        remaining = await session.scalar(select(Organization.credits_remaining).where(Organization.id == org_id))
-        raise insufficient_credits(amount, remaining or 0)
+        found = (
+            await session.execute(
+                select(Organization.credits_remaining, Organization.suspended_at).where(Organization.id == org_id)
+            )
+        ).one_or_none()
+        if found is not None and found.suspended_at is not None:
+            raise org_suspended(org_id)
+        raise insufficient_credits(amount, found.credits_remaining if found is not None else 0)
     session.add(
         LedgerEntry(org_id=org_id, kind="charge", amount=-amount, movement_key=f"charge:{job_id}", job_id=job_id)
     )

@@ -87,3 +87,98 @@ async def daily_usage(session: AsyncSession, org_id: str, since: datetime) -> li
         .order_by(day, Job.model)
     )
     return [(str(when), str(model), int(credits or 0)) for when, model, credits in rows.all()]
+def _day(column: Any, dialect: str) -> Any:
+    """A UTC time column as its `YYYY-MM-DD` day, in SQL: SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
+    if dialect == "sqlite":
+        return func.substr(column, 1, 10)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+
+
+async def business_report(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    org_id: str | None = None,
+    credit_usd: float,
+) -> dict[str, Any]:
+    """The whole business (or one organisation) over a window: credits sold and used, refunds, xAI's cost and the
+    margin, in all, per UTC day and per sub-model. Revenue is credits charged net of refunds at `credit_usd`."""
+    dialect = session.get_bind().dialect.name
+    jobs_in = [Job.created_at >= since]
+    moves_in = [LedgerEntry.created_at >= since]
+    if until is not None:
+        jobs_in.append(Job.created_at < until)
+        moves_in.append(LedgerEntry.created_at < until)
+    if org_id is not None:
+        jobs_in.append(Job.org_id == org_id)
+        moves_in.append(LedgerEntry.org_id == org_id)
+    job_day, move_day = _day(Job.created_at, dialect), _day(LedgerEntry.created_at, dialect)
+    days: dict[str, dict[str, int]] = {}
+    for day, jobs, ticks in (
+        await session.execute(
+            select(job_day, func.count(), func.coalesce(func.sum(Job.cost_in_usd_ticks), 0))
+            .where(*jobs_in)
+            .group_by(job_day)
+        )
+    ).all():
+        days.setdefault(str(day), {}).update(jobs=int(jobs), ticks=int(ticks or 0))
+    for day, kind, amount in (
+        await session.execute(
+            select(move_day, LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount), 0))
+            .where(*moves_in)
+            .group_by(move_day, LedgerEntry.kind)
+        )
+    ).all():
+        days.setdefault(str(day), {})[str(kind)] = int(amount or 0)
+    by_day = [_day_line(day, days[day], credit_usd) for day in sorted(days)]
+    per_model = (
+        await session.execute(
+            select(
+                Job.model,
+                func.count(),
+                func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0),
+                func.coalesce(func.sum(Job.cost_in_usd_ticks), 0),
+            )
+            .where(*jobs_in)
+            .group_by(Job.model)
+            .order_by(Job.model)
+        )
+    ).all()
+    totals = _day_line("", {key: sum(line.get(key, 0) for line in days.values()) for key in _KEYS}, credit_usd)
+    totals.pop("day")
+    return {
+        "since": since.isoformat().replace("+00:00", "Z"),
+        "until": until.isoformat().replace("+00:00", "Z") if until is not None else None,
+        "orgId": org_id,
+        "creditUsd": credit_usd,
+        "totals": totals,
+        "byDay": by_day,
+        "bySubModel": {
+            str(model): _earned(int(jobs), int(credits or 0), int(ticks or 0), credit_usd)
+            for model, jobs, credits, ticks in per_model
+        },
+    }
+
+
+_KEYS = ("jobs", "ticks", "grant", "removal", "charge", "refund")
+
+
+def _day_line(day: str, sums: dict[str, int], credit_usd: float) -> dict[str, Any]:
+    charged, refunded = -sums.get("charge", 0), sums.get("refund", 0)
+    net = charged - refunded
+    revenue, cost = net * credit_usd, sums.get("ticks", 0) / TICKS_PER_USD
+    return {
+        "day": day,
+        "jobs": sums.get("jobs", 0),
+        "credits": {
+            "sold": sums.get("grant", 0),
+            "removed": -sums.get("removal", 0),
+            "charged": charged,
+            "refunded": refunded,
+            "used": net,
+        },
+        "revenueUsd": round(revenue, 4),
+        "upstreamCostUsd": round(cost, 4),
+        "marginUsd": round(revenue - cost, 4),
+    }

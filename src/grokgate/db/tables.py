@@ -1,7 +1,8 @@
 """Imports every domain's tables, so that `Base.metadata` is complete for migrations and tests."""
 
 from grokgate.accounts.models import AuthSession, Invitation, Member, Membership
-from grokgate.billing.models import LedgerEntry
+from grokgate.admin.models import AdminWrite, OperatorToken
+from grokgate.billing.models import KeySpend, LedgerEntry
 from grokgate.db.base import Base
 from grokgate.idempotency.models import IdempotencyRecord
 from grokgate.jobs.models import Job
@@ -13,15 +14,18 @@ from grokgate.webhooks.models import WebhookAttempt, WebhookDelivery
 metadata = Base.metadata
 
 __all__ = [
+    "AdminWrite",
     "ApiKey",
     "AuthSession",
     "IdempotencyRecord",
     "Invitation",
     "Job",
+    "KeySpend",
     "LedgerEntry",
     "Media",
     "Member",
     "Membership",
+    "OperatorToken",
     "Organization",
     "ServerSecret",
     "UpstreamKey",

@@ -30,6 +30,8 @@ class Job(Base):
     """Which POST made it: `grok-imagine` (the model endpoint), or `generate_image` / `generate_video`."""
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     request_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    """The API key that paid for it: a refund gives that key's spend cap back."""
     """The id of the request that made the job: its polls and its end log under it too."""
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     credits_charged: Mapped[int] = mapped_column(Integer)

@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from grokgate.billing import ledger
+from grokgate.billing import caps, ledger
 from grokgate.db.base import new_id, utcnow
 from grokgate.db.leases import claim
 from grokgate.jobs import states
@@ -275,6 +275,8 @@ async def finish_in(
         session.add(row)
     if not isinstance(decision, states.Complete):
         await ledger.refund(session, job.org_id, job_id, job.credits_charged, note=decision.code)
+        if job.key_id is not None:
+            await caps.give_back(session, job.key_id, job.credits_charged, job.created_at)
     if job.webhook_url:
         outbox.enqueue(
             session,
@@ -359,3 +361,39 @@ async def hand_back(session: AsyncSession, owner: str) -> None:
         .where(Job.lease_owner == owner, Job.external_job_id.is_not(None), Job.status.in_(states.ACTIVE))
         .values(lease_owner=None, lease_expires_at=None, updated_at=Job.updated_at)
     )
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What the operator's list of every organisation's jobs may be narrowed by."""
+
+    org_id: str | None = None
+    status: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def search(session: AsyncSession, where: JobFilter, *, limit: int, offset: int) -> tuple[list[Job], int]:
+    """A page of all organisations' jobs matching `where`, newest first, and how many match in all."""
+    conditions = []
+    if where.org_id is not None:
+        conditions.append(Job.org_id == where.org_id)
+    if where.status is not None:
+        conditions.append(Job.status == where.status)
+    if where.model is not None:
+        conditions.append(Job.model == where.model)
+    if where.since is not None:
+        conditions.append(Job.created_at >= where.since)
+    if where.until is not None:
+        conditions.append(Job.created_at < where.until)
+    total = await session.scalar(select(func.count()).select_from(Job).where(*conditions))
+    jobs = await session.scalars(
+        select(Job)
+        .options(WITHOUT_INPUT)
+        .where(*conditions)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(jobs.all()), int(total or 0)

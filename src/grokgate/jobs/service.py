@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import structlog
 
-from grokgate.billing import ledger
+from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
 from grokgate.config import Settings
 from grokgate.db.base import new_id, utcnow
@@ -174,6 +174,7 @@ class JobService:
         job = Job(
             id=new_id("job"),
             org_id=caller.org_id,
+            key_id=caller.key_id,
             kind=spec.kind,
             model=spec.model,
             workflow=workflow,
@@ -194,6 +195,8 @@ class JobService:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
             # so the count of active jobs below cannot be raced past the plan's limit.
             await ledger.charge(session, caller.org_id, job.id, price)
+            if caller.caps:  # after the charge: its lock on the organisation orders this as a refund does
+                await caps.spend(session, caller.key_id, caller.caps, price, now)
             active = await repository.count_active(session, caller.org_id)
             if active >= plan.concurrent:
                 raise ApiError(

@@ -22,6 +22,8 @@ class Organization(Base):
     plan: Mapped[str] = mapped_column(String(40), default="default", server_default="default")
     webhook_secret: Mapped[str | None] = mapped_column(String(80), default=None)
     """Standard Webhooks signing secret (`whsec_...`); symmetric, so it is kept to sign with."""
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """While set, the charge refuses every generation (403 `ORG_SUSPENDED`); reads still work."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -42,3 +44,6 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """Written at most once a minute per key and process, so that using a key is not a write per request."""
+    daily_cap: Mapped[int | None] = mapped_column(Integer, default=None)
+    monthly_cap: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Most credits the key may spend per UTC day / month (`billing/caps.py`); None: only the balance limits it."""

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing import ledger
 from grokgate.billing.amounts import checked
+from grokgate.billing.caps import NO_CAPS, Caps, check_cap
 from grokgate.db.base import new_id, utcnow
 from grokgate.errors import ApiError
 from grokgate.orgs import keys
@@ -28,6 +29,8 @@ class Caller:
     key_id: str
     scopes: frozenset[str] = frozenset(ALL_SCOPES)
     plan: str = DEFAULT_PLAN
+    caps: Caps = NO_CAPS
+    """The key's spend caps, counted with the charge (`billing/caps.py`)."""
 
 
 async def create_org(session: AsyncSession, name: str, credits: int) -> Organization:
@@ -61,11 +64,13 @@ async def create_key(
     expires_at: datetime | None = None,
     scopes: frozenset[str] = frozenset(ALL_SCOPES),
     name: str | None = None,
+    caps: Caps = NO_CAPS,
 ) -> tuple[ApiKey, str]:
     """A new key for `org_id`; the clear secret is returned here once and never stored."""
     await get_org(session, org_id)
     if name is not None and len(name.strip()) > 100:
         raise ApiError(400, "INVALID_INPUT", "name: at most 100 characters", {"field": "name"})
+    daily, monthly = check_cap(caps.daily, "dailyCap"), check_cap(caps.monthly, "monthlyCap")
     new = keys.generate_key()
     ordered = " ".join(scope for scope in ALL_SCOPES if scope in scopes)
     row = ApiKey(
@@ -75,6 +80,8 @@ async def create_key(
         expires_at=expires_at,
         scopes=ordered,
         name=(name or "").strip() or None,
+        daily_cap=daily,
+        monthly_cap=monthly,
     )
     session.add(row)
     return row, new.secret
@@ -131,4 +138,56 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise ApiError(401, "KEY_EXPIRED", "API key has expired")
     plan = await session.scalar(select(Organization.plan).where(Organization.id == row.org_id))
-    return Caller(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes.split()), plan=plan or DEFAULT_PLAN)
+    return Caller(
+        org_id=row.org_id,
+        key_id=row.id,
+        scopes=frozenset(row.scopes.split()),
+        plan=plan or DEFAULT_PLAN,
+        caps=Caps(daily=row.daily_cap, monthly=row.monthly_cap),
+    )
+
+
+async def search_orgs(
+    session: AsyncSession, *, query: str | None, suspended: bool | None, limit: int, offset: int
+) -> tuple[list[Organization], int]:
+    """Organisations whose id or name contains `query` (any case), newest first, and how many match in all."""
+    conditions = []
+    if query:
+        pattern = f"%{query.lower()}%"
+        conditions.append(or_(func.lower(Organization.name).like(pattern), func.lower(Organization.id).like(pattern)))
+    if suspended is not None:
+        conditions.append(Organization.suspended_at.is_not(None) if suspended else Organization.suspended_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(Organization).where(*conditions))
+    rows = await session.scalars(
+        select(Organization)
+        .where(*conditions)
+        .order_by(Organization.created_at.desc(), Organization.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), int(total or 0)
+
+
+async def set_suspended(session: AsyncSession, org_id: str, *, suspended: bool) -> Organization:
+    """Suspend (its generations answer 403 `ORG_SUSPENDED` and charge nothing) or resume an organisation.
+    Suspending twice keeps the first time."""
+    org = await get_org(session, org_id)
+    if suspended and org.suspended_at is None:
+        org.suspended_at = utcnow()
+    elif not suspended:
+        org.suspended_at = None
+    return org
+
+
+async def keys_of(session: AsyncSession, org_id: str) -> list[ApiKey]:
+    await get_org(session, org_id)
+    return list(
+        (await session.scalars(select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at))).all()
+    )
+
+
+async def find_key(session: AsyncSession, key_id: str) -> ApiKey:
+    row = await session.get(ApiKey, key_id)
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"API key {key_id} not found", {"keyId": key_id})
+    return row
