@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from grokgate.admin import tokens
+from grokgate.billing import ledger
+from grokgate.billing.caps import Caps
 from grokgate.cli.common import CliError, JsonFlag, admin, emit, in_transaction, run, settings_from_env
 from grokgate.errors import ApiError
 from grokgate.orgs.scopes import ALL_SCOPES, parse_scopes
@@ -52,6 +55,8 @@ def create_key(
         str, typer.Option(help="Comma-separated: generate, jobs:read, jobs:write, account:read.")
     ] = ",".join(ALL_SCOPES),
     expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d, 12h, 90m.")] = None,
+    daily_cap: Annotated[int | None, typer.Option(help="Most credits the key may spend per UTC day.")] = None,
+    monthly_cap: Annotated[int | None, typer.Option(help="Most credits the key may spend per UTC month.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the secret is printed once and never stored."""
@@ -63,13 +68,15 @@ def create_key(
     async def work(session: AsyncSession) -> dict[str, Any]:
         granted = parse_scopes(scopes)
         expires = utcnow() + lifetime if lifetime else None
-        row, secret = await orgs.create_key(session, org, expires, granted)
+        row, secret = await orgs.create_key(session, org, expires, granted, Caps(daily=daily_cap, monthly=monthly_cap))
         return {
             "id": row.id,
             "key": secret,
             "orgId": org,
             "scopes": row.scopes.split(),
             "expiresAt": expires.isoformat() if expires else None,
+            "dailyCap": row.daily_cap,
+            "monthlyCap": row.monthly_cap,
         }
 
     result = run(in_transaction(settings_from_env(), work))
@@ -179,3 +186,83 @@ def balance(org: Annotated[str, typer.Option(help="Organisation id.")], as_json:
 
     result = run(in_transaction(settings_from_env(), work))
     emit(as_json, result, f"{org}: {result['creditsRemaining']} credits (ledger sum {result['ledgerSum']})")
+
+
+@admin.command("suspend-org")
+def suspend_org(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
+    """Suspend an organisation: its generations answer 403 ORG_SUSPENDED and charge nothing; reads still work."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await orgs.set_suspended(session, org, suspended=True)
+        return {"id": row.id, "suspended": True}
+
+    result = run(in_transaction(settings_from_env(), work))
+    emit(as_json, result, f"{org} suspended")
+
+
+@admin.command("resume-org")
+def resume_org(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
+    """Resume a suspended organisation."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await orgs.set_suspended(session, org, suspended=False)
+        return {"id": row.id, "suspended": False}
+
+    result = run(in_transaction(settings_from_env(), work))
+    emit(as_json, result, f"{org} resumed")
+
+
+@admin.command("create-operator-token")
+def create_operator_token(
+    scope: Annotated[str, typer.Option(help="read (look) or write (look and change).")],
+    name: Annotated[str | None, typer.Option(help="What it is for, e.g. billing-webhook.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a token of the admin HTTP API (/admin/api/v1); printed once, stored as a hash."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row, secret = await tokens.create_token(session, scope, name)
+        return {"id": row.id, "token": secret, "scope": row.scope, "name": row.name}
+
+    result = run(in_transaction(settings_from_env(), work))
+    emit(as_json, result, f"{result['id']}  {result['token']}  ({result['scope']}, shown only once)")
+
+
+@admin.command("revoke-operator-token")
+def revoke_operator_token(
+    token_id: Annotated[str, typer.Option(help="Token id (opt_...).")], as_json: JsonFlag = False
+) -> None:
+    """Revoke an operator token at once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await tokens.revoke_token(session, token_id)
+        return {"id": row.id, "revoked": True}
+
+    result = run(in_transaction(settings_from_env(), work))
+    emit(as_json, result, f"{result['id']} revoked")
+
+
+@admin.command("list-operator-tokens")
+def list_operator_tokens(as_json: JsonFlag = False) -> None:
+    """Operator tokens (never their secrets), oldest first."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        rows = await tokens.list_tokens(session)
+        return {
+            "tokens": [
+                {
+                    "id": row.id,
+                    "scope": row.scope,
+                    "name": row.name,
+                    "createdAt": row.created_at.isoformat(),
+                    "revoked": row.revoked_at is not None,
+                }
+                for row in rows
+            ]
+        }
+
+    result = run(in_transaction(settings_from_env(), work))
+    lines = [
+        f"{t['id']}  {t['scope']}  {t['name'] or ''}{'  revoked' if t['revoked'] else ''}" for t in result["tokens"]
+    ]
+    emit(as_json, result, "\n".join(lines) or "no operator tokens")
