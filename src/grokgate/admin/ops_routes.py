@@ -19,6 +19,7 @@ from grokgate.api.paging import Limit, Offset
 from grokgate.api.responses import errors
 from grokgate.api.state import services_of
 from grokgate.billing.report import business_report
+from grokgate.errors import ApiError
 from grokgate.jobs import repository as jobs
 from grokgate.jobs.schemas import JobStatus
 from grokgate.orgs import service as orgs
@@ -31,10 +32,14 @@ Until = Annotated[datetime | None, Query(description="Before this time (ISO 8601
 OrgId = Annotated[str | None, Query(max_length=40, description="Only this organisation")]
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    """A query's time in UTC (naive: taken as UTC); one that UTC cannot hold (year 1 east of Greenwich) is a 400."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(400, "INVALID_INPUT", f"{field}: is outside the range of dates", {"field": field}) from None
 
 
 @router.get(
@@ -54,7 +59,9 @@ async def list_jobs(
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> JSONResponse:
-    where = jobs.JobFilter(org_id=orgId, status=status, model=subModel, since=_utc(since), until=_utc(until))
+    where = jobs.JobFilter(
+        org_id=orgId, status=status, model=subModel, since=_utc(since, "since"), until=_utc(until, "until")
+    )
     async with services_of(request).db.reader() as session:
         rows, total = await jobs.search(session, where, limit=limit, offset=offset)
     return JSONResponse({"jobs": [job_json(job) for job in rows], "total": total, "limit": limit, "offset": offset})
@@ -111,11 +118,11 @@ async def report(
     request: Request, operator: OperatorRead, since: Since = None, until: Until = None, orgId: OrgId = None
 ) -> JSONResponse:
     services = services_of(request)
-    start = _utc(since) or datetime.now(UTC) - timedelta(days=30)
+    start = _utc(since, "since") or datetime.now(UTC) - timedelta(days=30)
     async with services.db.reader() as session:
         if orgId is not None:
             await orgs.get_org(session, orgId)
         found = await business_report(
-            session, since=start, until=_utc(until), org_id=orgId, credit_usd=services.settings.credit_usd
+            session, since=start, until=_utc(until, "until"), org_id=orgId, credit_usd=services.settings.credit_usd
         )
     return JSONResponse(found)
