@@ -43,7 +43,12 @@ from grokgate.orgs.scopes import ALL_SCOPES
 router = APIRouter(prefix="/admin/api/v1", tags=["admin"], responses=ADMIN_AUTHENTICATED)
 
 
-@router.get("/orgs", summary="Organisations, newest first; `q` searches id and name", response_model=OrgList)
+@router.get(
+    "/orgs",
+    summary="Organisations, newest first; `q` searches id and name",
+    response_model=OrgList,
+    responses=errors(400),
+)
 async def list_orgs(
     request: Request,
     operator: OperatorRead,

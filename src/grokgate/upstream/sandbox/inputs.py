@@ -51,7 +51,7 @@ async def fetch(url: str) -> bytes | None:
                     return None
                 chunks.append(chunk)
             return b"".join(chunks)
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):  # InvalidURL: a URL httpx will not even send
         return None
 
 
