@@ -87,6 +87,8 @@ async def daily_usage(session: AsyncSession, org_id: str, since: datetime) -> li
         .order_by(day, Job.model)
     )
     return [(str(when), str(model), int(credits or 0)) for when, model, credits in rows.all()]
+
+
 def _day(column: Any, dialect: str) -> Any:
     """A UTC time column as its `YYYY-MM-DD` day, in SQL: SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
     if dialect == "sqlite":

@@ -68,7 +68,8 @@ def create_key(
     async def work(session: AsyncSession) -> dict[str, Any]:
         granted = parse_scopes(scopes)
         expires = utcnow() + lifetime if lifetime else None
-        row, secret = await orgs.create_key(session, org, expires, granted, Caps(daily=daily_cap, monthly=monthly_cap))
+        limits = Caps(daily=daily_cap, monthly=monthly_cap)
+        row, secret = await orgs.create_key(session, org, expires, granted, caps=limits)
         return {
             "id": row.id,
             "key": secret,

@@ -174,7 +174,7 @@ class JobService:
         job = Job(
             id=new_id("job"),
             org_id=caller.org_id,
-            key_id=caller.key_id,
+            key_id=caller.key_id or None,  # a console session pays with no key
             kind=spec.kind,
             model=spec.model,
             workflow=workflow,
