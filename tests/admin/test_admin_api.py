@@ -105,6 +105,10 @@ async def test_organisations_create_once_list_search_show_and_plan(gateway: Gate
     bad = await client.put(f"{API}/orgs/{org['id']}/plan", json={"plan": "gold"}, headers=op)
     assert (bad.status_code, bad.json()["details"]["field"]) == (400, "plan")
     assert (await client.put(f"{API}/orgs/{org['id']}/plan", json={"plan": "default"}, headers=op)).status_code == 200
+    nul = await client.post(f"{API}/orgs", json={"name": "a\u0000b"}, headers=_with(op, "o-3"))
+    assert (nul.status_code, nul.json()["details"]["field"]) == (400, "name")  # PostgreSQL holds no NUL in text
+    nul_query = await client.get(f"{API}/orgs", params={"q": "a\x00b"}, headers=op)
+    assert (nul_query.status_code, nul_query.json()["details"]["field"]) == (400, "query.q")
     blank = await client.post(f"{API}/orgs", json={"name": "   "}, headers=_with(op, "o-3"))
     assert (blank.status_code, blank.json()["details"]["field"]) == (400, "name")
     assert (await client.post(f"{API}/orgs", json={"name": "Fixed"}, headers=_with(op, "o-3"))).status_code == 201

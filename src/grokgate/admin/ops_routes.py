@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.admin.auth import ADMIN_AUTHENTICATED, OperatorRead, OperatorWrite
-from grokgate.admin.routing import WRITE_ERRORS, answer_doc, id_header, run_write, write_doc
+from grokgate.admin.routing import NO_NUL, WRITE_ERRORS, PathId, answer_doc, id_header, run_write, write_doc
 from grokgate.admin.schemas import AdminJobList, Delivery, DeliveryList, Report
 from grokgate.admin.views import delivery_json, job_json, request_hash
 from grokgate.admin.writes import client_id
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/admin/api/v1", tags=["admin"], responses=ADMIN_AUTHE
 
 Since = Annotated[datetime | None, Query(description="From this time (ISO 8601; without a zone: UTC)")]
 Until = Annotated[datetime | None, Query(description="Before this time (ISO 8601; without a zone: UTC)")]
-OrgId = Annotated[str | None, Query(max_length=40, description="Only this organisation")]
+OrgId = Annotated[str | None, Query(max_length=40, pattern=NO_NUL, description="Only this organisation")]
 
 
 def _utc(value: datetime | None, field: str) -> datetime | None:
@@ -52,7 +52,7 @@ async def list_jobs(
     request: Request,
     operator: OperatorRead,
     status: JobStatus | None = None,
-    subModel: Annotated[str | None, Query(max_length=64)] = None,
+    subModel: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     orgId: OrgId = None,
     since: Since = None,
     until: Until = None,
@@ -98,7 +98,7 @@ async def list_failing(
     },
     openapi_extra=write_doc(),
 )
-async def retry_delivery(deliveryId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def retry_delivery(deliveryId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     key = client_id(id_header(request), None, "Idempotency-Key", required=False)
 
     async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.admin.auth import ADMIN_AUTHENTICATED, OperatorRead, OperatorWrite
-from grokgate.admin.routing import WRITE_ERRORS, answer_doc, id_header, run_write, write_doc
+from grokgate.admin.routing import NO_NUL, WRITE_ERRORS, PathId, answer_doc, id_header, run_write, write_doc
 from grokgate.admin.schemas import (
     CreditGrant,
     CreditMovement,
@@ -52,7 +52,9 @@ router = APIRouter(prefix="/admin/api/v1", tags=["admin"], responses=ADMIN_AUTHE
 async def list_orgs(
     request: Request,
     operator: OperatorRead,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the id or name, any case")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Part of the id or name, any case")
+    ] = None,
     suspended: bool | None = None,
     limit: Limit = 20,
     offset: Offset = 0,
@@ -85,10 +87,10 @@ async def create_org(request: Request, operator: OperatorWrite) -> JSONResponse:
 @router.get(
     "/orgs/{orgId}",
     summary="One organisation: balance, ledger sum, keys, jobs in flight",
-    responses=errors(404, says={404: "NOT_FOUND"}),
+    responses=errors(400, 404, says={404: "NOT_FOUND"}),
     response_model=OrgDetail,
 )
-async def show_org(orgId: str, request: Request, operator: OperatorRead) -> JSONResponse:
+async def show_org(orgId: PathId, request: Request, operator: OperatorRead) -> JSONResponse:
     async with services_of(request).db.reader() as session:
         org = await orgs.get_org(session, orgId)
         balance = await ledger.balance_of(session, orgId)
@@ -101,7 +103,7 @@ async def show_org(orgId: str, request: Request, operator: OperatorRead) -> JSON
 
 
 def _suspension(suspended: bool) -> Any:
-    async def route(orgId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+    async def route(orgId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
         key = client_id(id_header(request), None, "Idempotency-Key", required=False)
 
         async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
@@ -138,7 +140,7 @@ router.add_api_route(
     responses={**answer_doc(Org, 200, "Moved"), **WRITE_ERRORS},
     openapi_extra=write_doc(PlanChange),
 )
-async def set_plan(orgId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def set_plan(orgId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     body, digest = await read_body(request, PlanChange)
     key = client_id(id_header(request), None, "Idempotency-Key", required=False)
     plans = services_of(request).settings.plans
@@ -156,7 +158,7 @@ async def set_plan(orgId: str, request: Request, operator: OperatorWrite) -> JSO
     responses={**answer_doc(CreditMovement, 201, "Granted"), **WRITE_ERRORS},
     openapi_extra=write_doc(CreditGrant),
 )
-async def grant_credits(orgId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def grant_credits(orgId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     body, digest = await read_body(request, CreditGrant, id_field="grantId")
     key = client_id(id_header(request), body.grantId, "grantId", required=True)
 
@@ -176,7 +178,7 @@ async def grant_credits(orgId: str, request: Request, operator: OperatorWrite) -
     responses={**answer_doc(CreditMovement, 201, "Removed"), **WRITE_ERRORS},
     openapi_extra=write_doc(CreditRemoval),
 )
-async def remove_credits(orgId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def remove_credits(orgId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     body, digest = await read_body(request, CreditRemoval, id_field="removalId")
     key = client_id(id_header(request), body.removalId, "removalId", required=True)
 
@@ -197,9 +199,9 @@ async def _shown_key(session: AsyncSession, row: ApiKey) -> dict[str, Any]:
     "/orgs/{orgId}/keys",
     summary="An organisation's API keys, with their caps and what each spent this UTC day and month",
     response_model=KeyList,
-    responses=errors(404, says={404: "NOT_FOUND"}),
+    responses=errors(400, 404, says={404: "NOT_FOUND"}),
 )
-async def list_keys(orgId: str, request: Request, operator: OperatorRead) -> JSONResponse:
+async def list_keys(orgId: PathId, request: Request, operator: OperatorRead) -> JSONResponse:
     async with services_of(request).db.reader() as session:
         rows = await orgs.keys_of(session, orgId)
         return JSONResponse({"keys": [await _shown_key(session, row) for row in rows]})
@@ -214,7 +216,7 @@ async def list_keys(orgId: str, request: Request, operator: OperatorRead) -> JSO
     responses={**answer_doc(KeyCreated, 201, "Created"), **WRITE_ERRORS},
     openapi_extra=write_doc(KeyCreate),
 )
-async def create_key(orgId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def create_key(orgId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     body, digest = await read_body(request, KeyCreate)
     key = client_id(id_header(request), None, "Idempotency-Key", required=True)
     scopes = frozenset(body.scopes) if body.scopes else frozenset(ALL_SCOPES)
@@ -235,7 +237,7 @@ async def create_key(orgId: str, request: Request, operator: OperatorWrite) -> J
     responses={**answer_doc(Key, 200, "Revoked"), **WRITE_ERRORS},
     openapi_extra=write_doc(),
 )
-async def revoke_key(keyId: str, request: Request, operator: OperatorWrite) -> JSONResponse:
+async def revoke_key(keyId: PathId, request: Request, operator: OperatorWrite) -> JSONResponse:
     key = client_id(id_header(request), None, "Idempotency-Key", required=False)
 
     async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:

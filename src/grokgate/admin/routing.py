@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from grokgate.admin.writes import Answer, Work, run_once
 from grokgate.api.responses import errors, json_body
 from grokgate.api.state import services_of
+
+NO_NUL = r"^[^\x00]*$"
+"""Text that reaches the database as a bind value: PostgreSQL refuses a NUL in text, so it is a 400 here."""
+PathId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 ID_HEADER = {
     "name": "Idempotency-Key",

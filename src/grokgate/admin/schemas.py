@@ -11,32 +11,34 @@ from pydantic import BaseModel, ConfigDict, Field
 from grokgate.billing.amounts import MAX_CREDITS
 from grokgate.jobs.schemas import JobStatus, Whole
 
+_NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL refuses a NUL in text: it is a 400 naming the field, never a database error."""
 _STRICT = ConfigDict(extra="forbid", strict=True)
 ClientId = Field(default=None, min_length=1, max_length=64, description="Client-chosen id of this write")
 
 
 class OrgCreate(BaseModel):
     model_config = _STRICT
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=_NO_NUL)
     credits: Whole = Field(default=0, ge=0, le=MAX_CREDITS, description="Initial credits (a ledger grant)")
 
 
 class PlanChange(BaseModel):
     model_config = _STRICT
-    plan: str = Field(min_length=1, max_length=40)
+    plan: str = Field(min_length=1, max_length=40, pattern=_NO_NUL)
 
 
 class CreditGrant(BaseModel):
     model_config = _STRICT
     credits: Whole = Field(ge=1, le=MAX_CREDITS)
-    reason: str = Field(min_length=1, max_length=200, description="Kept as the ledger row's note")
+    reason: str = Field(min_length=1, max_length=200, pattern=_NO_NUL, description="Kept as the ledger row's note")
     grantId: str | None = ClientId
 
 
 class CreditRemoval(BaseModel):
     model_config = _STRICT
     credits: Whole = Field(ge=1, le=MAX_CREDITS)
-    reason: str = Field(min_length=1, max_length=200, description="Kept as the ledger row's note")
+    reason: str = Field(min_length=1, max_length=200, pattern=_NO_NUL, description="Kept as the ledger row's note")
     removalId: str | None = ClientId
 
 
