@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from grokgate.admin import tokens
-from grokgate.billing import ledger
-from grokgate.billing.caps import Caps
 from grokgate.cli.common import CliError, JsonFlag, admin, emit, in_transaction, run, settings_from_env
 from grokgate.errors import ApiError
 from grokgate.orgs.scopes import ALL_SCOPES, parse_scopes
@@ -60,6 +57,7 @@ def create_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the secret is printed once and never stored."""
+    from grokgate.billing.caps import Caps
     from grokgate.db.base import utcnow
     from grokgate.orgs import service as orgs
 
@@ -192,6 +190,7 @@ def balance(org: Annotated[str, typer.Option(help="Organisation id.")], as_json:
 @admin.command("suspend-org")
 def suspend_org(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
     """Suspend an organisation: its generations answer 403 ORG_SUSPENDED and charge nothing; reads still work."""
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await orgs.set_suspended(session, org, suspended=True)
@@ -204,6 +203,7 @@ def suspend_org(org: Annotated[str, typer.Option(help="Organisation id.")], as_j
 @admin.command("resume-org")
 def resume_org(org: Annotated[str, typer.Option(help="Organisation id.")], as_json: JsonFlag = False) -> None:
     """Resume a suspended organisation."""
+    from grokgate.orgs import service as orgs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await orgs.set_suspended(session, org, suspended=False)
@@ -220,6 +220,7 @@ def create_operator_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token of the admin HTTP API (/admin/api/v1); printed once, stored as a hash."""
+    from grokgate.admin import tokens
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row, secret = await tokens.create_token(session, scope, name)
@@ -234,6 +235,7 @@ def revoke_operator_token(
     token_id: Annotated[str, typer.Option(help="Token id (opt_...).")], as_json: JsonFlag = False
 ) -> None:
     """Revoke an operator token at once."""
+    from grokgate.admin import tokens
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await tokens.revoke_token(session, token_id)
@@ -246,6 +248,7 @@ def revoke_operator_token(
 @admin.command("list-operator-tokens")
 def list_operator_tokens(as_json: JsonFlag = False) -> None:
     """Operator tokens (never their secrets), oldest first."""
+    from grokgate.admin import tokens
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         rows = await tokens.list_tokens(session)
