@@ -101,6 +101,9 @@ async def test_every_operation_answers_within_its_schema(gateway_factory: Callab
         made = answered["POST /api/v1/models/grok-imagine"]
         assert made[200] + made[202] > 0, made
         assert made[400] > 0, made
-        assert answered["POST /api/v1/jobs"][201], answered["POST /api/v1/jobs"]
+        # The workflow form's schema cannot say "prompt required unless a video has an image", so the generated
+        # bodies may all be refused on their merits (400 naming the field): past authentication either way.
+        workflow_form = answered["POST /api/v1/jobs"]
+        assert workflow_form[201] + workflow_form[400] > 0, workflow_form
         assert answered["GET /api/v1/jobs"][200], answered["GET /api/v1/jobs"]
         assert sum(1 for statuses in answered.values() if statuses) >= 14, answered
