@@ -3,6 +3,7 @@ bad input changes nothing: no ledger row, no job, no call to xAI."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -189,10 +190,24 @@ async def test_rate_limited_submit_is_retried_then_succeeds(gateway: Gateway, sa
     assert len(await sandbox.requests("/v1/images/generations")) == 3
 
 
-async def test_rate_limit_that_never_ends_is_502_and_refunded(gateway: Gateway, sandbox: Sandbox) -> None:
+async def test_a_video_xai_keeps_refusing_with_429_is_queued_then_failed_and_refunded(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    """429 means xAI did not take the video: it is queued (202, no xAI id yet) and sent again by the submitter,
+    and when xAI keeps refusing, the job fails and is refunded; the next video goes through."""
     tenant = await gateway.tenant(credits=150)
     response = await gateway.generate(tenant, {"prompt": "busy [sandbox:ratelimit=99]"})
-    assert_error(response, 502, "UPSTREAM_ERROR")
-    assert len(await sandbox.requests("/v1/videos/generations")) == 3
+    assert response.status_code == 202, response.text
+    assert response.json()["externalJobId"] is None
+    job_id = response.json()["jobId"]
+    for _ in range(300):
+        job = (await gateway.client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).json()
+        if job["status"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "UPSTREAM_ERROR"
+    assert job["creditsRefunded"] == 150
+    assert len(await sandbox.requests("/v1/videos/generations")) >= 3
     again = await gateway.generate(tenant, {"prompt": "fine now"})
     assert again.status_code == 202

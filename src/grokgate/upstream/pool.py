@@ -106,6 +106,10 @@ class UpstreamPool:
         self._dispatchers: dict[Kind, asyncio.Task[None]] = {}
         self._held: dict[tuple[str, Kind], float] = {}
         """Keys xAI answered 429/503, until when (monotonic): skipped here at once, paced or not."""
+        self._busy_until: dict[tuple[str, Kind], float] = {}
+        """When each key's pace is known to be spoken for until (monotonic), from the last `take`'s answer: a
+        slot's time only ever moves forward, so until then nobody here needs to ask Redis or the database. A burst
+        of requests then costs one question per slot, not one per request per slot."""
 
     # --- keys -----------------------------------------------------------------------------------------------------
 
@@ -199,14 +203,16 @@ class UpstreamPool:
         soonest = float("inf")
         now = time.monotonic()
         for key in ordered:
-            held = self._held.get((key.id, kind), 0.0) - now
+            held = max(self._held.get((key.id, kind), 0.0), self._busy_until.get((key.id, kind), 0.0)) - now
             if held > 0:
                 soonest = min(soonest, held)
                 continue
             rate = self._rps(key, kind)
             if rate is None or self.pace is None:
                 return key, 0.0
-            wait = await self.pace.take(key.id, kind, spacing(rate))
+            gap = spacing(rate)
+            wait = await self.pace.take(key.id, kind, gap)
+            self._busy_until[(key.id, kind)] = time.monotonic() + (wait if wait > 0 else gap)
             if wait <= 0:
                 return key, 0.0
             soonest = min(soonest, wait)
