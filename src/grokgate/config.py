@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     max_waiters: int = 2000
     """Most clients this process holds open at once on jobs (event streams and `Prefer: wait`), all
     organisations together; each organisation's own share is its plan's `waiters`."""
+    wait_recheck: float = Field(default=5.0, gt=0)
+    """Seconds between two checks of the jobs held clients wait on, which ends a wait whose notification was lost
+    (and, on SQLite without Redis, is how a change made by another process is seen)."""
 
     sandbox_video_seconds: float = 3.0
     """How long the sandbox pretends to render a video before it reports `done`."""

@@ -24,6 +24,7 @@ from grokgate.db.leases import LeaseKeeper
 from grokgate.idempotency.service import Idempotency
 from grokgate.jobs import repository
 from grokgate.jobs.models import Job
+from grokgate.jobs.notifications import JobNotifier, channel_for
 from grokgate.jobs.poller import Poller, PollerSettings
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.service import JobService, process_identity
@@ -111,6 +112,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         metrics=metrics,
     )
     leases = LeaseKeeper(db, Job, owner, settings.job_lease)
+    notifier = JobNotifier(db, channel=channel_for(settings, db, metrics), recheck=settings.wait_recheck)
     services = Services(
         settings=settings,
         db=db,
@@ -123,6 +125,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             ingestor=ingestor,
             finishing=finishing,
             leases=leases,
+            notifier=notifier,
         ),
         limiter=RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open),
         idempotency=Idempotency(db, stale_after=settings.request_lease),
@@ -139,7 +142,10 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         )
     stop = asyncio.Event()
     # Requests hold leases too (an image waiting on xAI), so every process renews, with or without background work.
-    tasks: list[asyncio.Task[None]] = [asyncio.create_task(leases.run(stop), name="grokgate-leases")]
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(leases.run(stop), name="grokgate-leases"),
+        asyncio.create_task(notifier.run(stop), name="grokgate-notifications"),
+    ]
     sender = WebhookSender(
         db,
         SenderSettings(

@@ -4,22 +4,39 @@ SQLite needs care to be safe under concurrency. A deferred SQLite transaction th
 with SQLITE_BUSY when another writer got there first, so every writing transaction starts with `BEGIN IMMEDIATE`
 (it waits on the busy timeout instead), while read-only ones use a plain `BEGIN` and run beside the writer in WAL
 mode. PostgreSQL needs none of this: row locks and conditional updates do the work.
+
+A writing transaction may also say what it changed (`changed(session, topic, key)`); once it has committed, and
+only then, the `Database` tells whoever listens (`on_commit`), which is how held clients learn that a job moved
+without reading it again and again (`jobs/notifications.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from grokgate.config import async_database_url
 
+log = structlog.get_logger(__name__)
+
 _READ_ONLY = "grokgate_read_only"
+_CHANGED = "grokgate_changed"
+
+Changes = Mapping[str, frozenset[str]]
+"""What one committed transaction changed: keys by topic (`{"jobs": {job ids}}`)."""
+
+
+def changed(session: AsyncSession, topic: str, key: str) -> None:
+    """Note that this transaction changes `key` of `topic`: announced to `Database.on_commit` listeners once it
+    commits, never if it rolls back."""
+    session.info.setdefault(_CHANGED, {}).setdefault(topic, set()).add(key)
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -55,6 +72,23 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
+        self._listeners: list[Callable[[Changes], None]] = []
+
+    def on_commit(self, listener: Callable[[Changes], None]) -> Callable[[], None]:
+        """Call `listener` (synchronously, so it must not block) after each writing transaction that noted changes
+        commits. Returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _announce(self, noted: dict[str, set[str]] | None) -> None:
+        if not noted:
+            return
+        changes = {topic: frozenset(keys) for topic, keys in noted.items()}
+        for listener in list(self._listeners):
+            try:
+                listener(changes)
+            except Exception:  # a listener's fault must not turn a committed transaction into an error
+                log.exception("db.commit_listener_failed")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -64,11 +98,16 @@ class Database:
         of in SQLite's busy handler, which sleeps in growing steps and would cut throughput by an order of
         magnitude under contention. Other processes still wait on the busy timeout."""
         if self._write_lock is None:
-            async with self._writer() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock, self._writer() as session, session.begin():
-            yield session
+            async with self._writer() as session:
+                async with session.begin():
+                    yield session
+                noted = session.info.pop(_CHANGED, None)
+        else:
+            async with self._write_lock, self._writer() as session:
+                async with session.begin():
+                    yield session
+                noted = session.info.pop(_CHANGED, None)
+        self._announce(noted)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -231,27 +231,28 @@ async def cancel_job(jobId: str, request: Request, caller: JobsWrite) -> JobView
     return present(await service.cancel(caller, jobId), service.finishing.links)
 
 
+KEEP_ALIVE_SECONDS = 15.0
+"""A comment line is sent on an event stream after this long without news, so proxies keep it open."""
+
+
 async def _event_stream(
     services: Services, caller: Caller, request: Request, job_id: str, hold: Hold
 ) -> AsyncIterator[str]:
     last: tuple[str, object] | None = None
-    step = max(0.02, min(0.25, services.settings.poll_interval / 2))
-    loop = asyncio.get_running_loop()
-    quiet_since = loop.time()
     try:
-        while True:
-            job = await services.jobs.get(caller, job_id, with_input=False)
-            state = (job.status, job.updated_at)
-            if state != last:
-                last = state
-                quiet_since = loop.time()
-                yield f"event: status\ndata: {json.dumps(job_json(job, services.jobs.finishing.links))}\n\n"
-            if job.status in states.TERMINAL or await request.is_disconnected():
-                return
-            if loop.time() - quiet_since > 15:
-                quiet_since = loop.time()
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(step)
+        async with contextlib.aclosing(services.jobs.follow(caller, job_id, idle=KEEP_ALIVE_SECONDS)) as changes:
+            async for job in changes:
+                if job is None:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                state = (job.status, job.updated_at)
+                if state != last:
+                    last = state
+                    yield f"event: status\ndata: {json.dumps(job_json(job, services.jobs.finishing.links))}\n\n"
+                if job.status in states.TERMINAL or await request.is_disconnected():
+                    return
     finally:
         hold.release()
 

@@ -219,7 +219,9 @@ class Poller:
     async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
         async with self.db.transaction() as session:
             if isinstance(decision, states.Wait):
-                kept = await repository.reschedule(session, job.id, decision, owner=self.owner, answered=answered)
+                kept = await repository.reschedule(
+                    session, job.id, decision, owner=self.owner, answered=answered, was=job.status
+                )
             else:
                 finished = await repository.finish_in(
                     session, job.id, decision, owner=self.owner, finishing=self.finishing

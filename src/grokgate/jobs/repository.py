@@ -3,6 +3,10 @@
 Services and the poller call these; routes never run SQL. Every write that a lease holder makes is conditioned on
 `lease_owner` still being its own, and every ending on the job still being active, so work done twice by two
 processes (one that stalled past its lease, one that took over) changes the database once.
+
+A write that a client holding on to the job would see (its end, its status, its submission to xAI) notes the job as
+changed (`db.engine.changed`), so that clients waiting on it are woken once the transaction commits
+(`jobs/notifications.py`); bookkeeping (leases, claims, poll counts) does not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import defer
 
 from grokgate.billing import caps, ledger
 from grokgate.db.base import new_id, utcnow
+from grokgate.db.engine import changed
 from grokgate.db.leases import claim
 from grokgate.jobs import states
 from grokgate.jobs.models import Job
@@ -54,6 +59,16 @@ async def get(session: AsyncSession, org_id: str, job_id: str, *, with_input: bo
 
 async def status_of(session: AsyncSession, job_id: str) -> str | None:
     return await session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+JOBS = "jobs"
+"""The topic under which a transaction notes the jobs it changed."""
+
+
+async def watched_states(session: AsyncSession, ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+    """What a held client watches of each job (its status and `updatedAt`), for a batch of jobs in one statement."""
+    query = select(Job.id, Job.status, Job.updated_at).where(Job.id.in_(ids))
+    return {job_id: (status, updated_at) for job_id, status, updated_at in (await session.execute(query)).all()}
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,7 @@ async def record_submission(
 ) -> Job | None:
     """xAI took the video: keep its request id and the key that made it, and hand the job to the poller. None if
     the job ended meanwhile."""
-    return (
+    job = (
         await session.scalars(
             update(Job)
             .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
@@ -130,6 +145,9 @@ async def record_submission(
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
+    if job is not None:
+        changed(session, JOBS, job_id)
+    return job
 
 
 def _queued() -> list[Any]:
@@ -270,6 +288,7 @@ async def finish_in(
     ).one_or_none()
     if job is None:
         return None
+    changed(session, JOBS, job_id)
     for row in media_rows:
         row.org_id = job.org_id
         session.add(row)
@@ -320,12 +339,23 @@ async def claim_due(
     )
 
 
-async def reschedule(session: AsyncSession, job_id: str, wait: states.Wait, *, owner: str, answered: bool) -> bool:
+async def reschedule(
+    session: AsyncSession,
+    job_id: str,
+    wait: states.Wait,
+    *,
+    owner: str,
+    answered: bool,
+    was: str | None = None,
+    was_progress: int | None = None,
+) -> bool:
     """Hand a still-running job back with its next poll time; only the lease holder may.
 
     `answered` says whether the attempt made progress (xAI answered the poll and, for a finished video, the result
     was fetched): it resets or extends the run of failed attempts that sets the back-off. `updatedAt` moves only
-    when the status or xAI's progress does.
+    when the status or xAI's progress does, and only then are its waiting clients woken: `was` and
+    `was_progress` are what the lease holder found (unknown: they are woken), since only the lease holder changes
+    them while the job runs.
     """
     unchanged = Job.status == wait.status
     if wait.progress is not None:
@@ -348,7 +378,10 @@ async def reschedule(session: AsyncSession, job_id: str, wait: states.Wait, *, o
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    return result.scalar_one_or_none() is not None
+    kept = result.scalar_one_or_none() is not None
+    if kept and (was != wait.status or (wait.progress is not None and wait.progress != was_progress)):
+        changed(session, JOBS, job_id)
+    return kept
 
 
 async def hand_back(session: AsyncSession, owner: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
@@ -30,6 +31,7 @@ from grokgate.errors import ApiError, job_not_found
 from grokgate.jobs import repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
+from grokgate.jobs.notifications import JobNotifier
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import MEDIA_REF
@@ -66,15 +68,24 @@ class JobService:
     finishing: Finishing
     leases: LeaseKeeper | None = None
     """Renews the leases of jobs in work; `runtime` passes the process's running keeper."""
+    notifier: JobNotifier | None = None
+    """Wakes held clients when their job changes; `runtime` passes the process's running one."""
 
     def __post_init__(self) -> None:
         if self.leases is None:
             self.leases = LeaseKeeper(self.db, Job, self.owner, self.settings.job_lease)
+        if self.notifier is None:
+            self.notifier = JobNotifier(self.db, recheck=self.settings.wait_recheck)
 
     @property
     def keeper(self) -> LeaseKeeper:
         assert self.leases is not None
         return self.leases
+
+    @property
+    def notices(self) -> JobNotifier:
+        assert self.notifier is not None
+        return self.notifier
 
     async def start(
         self,
@@ -358,15 +369,29 @@ class JobService:
         return cancelled
 
     async def wait(self, caller: Caller, job_id: str, seconds: float) -> Job:
-        """The job once it has ended, or as it stands when `seconds` run out (`Prefer: wait`)."""
+        """The job once it has ended, or as it stands when `seconds` run out (`Prefer: wait`). The job is read when
+        the wait begins and each time the notifier says it changed, never on a timer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        step = max(0.02, min(0.25, self.settings.poll_interval / 2))
-        while True:
-            job = await self.get(caller, job_id)
-            if job.status in states.TERMINAL or loop.time() >= deadline:
-                return job
-            await asyncio.sleep(min(step, max(0.0, deadline - loop.time())))
+        with self.notices.watch(job_id) as watch:
+            while True:
+                job = await self.get(caller, job_id)
+                watch.saw(job.status, job.updated_at)
+                if job.status in states.TERMINAL or not await watch.wait(deadline - loop.time()):
+                    return job
+
+    async def follow(self, caller: Caller, job_id: str, *, idle: float) -> AsyncGenerator[Job | None]:
+        """The job (without its input) as it stands, then again each time the notifier says it changed, until it
+        has ended; None after each `idle` seconds without news (an event stream's keep-alive)."""
+        with self.notices.watch(job_id) as watch:
+            while True:
+                job = await self.get(caller, job_id, with_input=False)
+                watch.saw(job.status, job.updated_at)
+                yield job
+                if job.status in states.TERMINAL:
+                    return
+                while not await watch.wait(idle):
+                    yield None
 
     async def finish(self, job_id: str, decision: states.Ending, *, owner: str | None) -> Job | None:
         async with self.db.transaction() as session:
