@@ -199,8 +199,8 @@ class JobNotifier:
 
     @property
     def watching(self) -> int:
-        """Clients held on a job in this process now."""
-        return sum(len(watches) for watches in self._watches.values())
+        """Clients held on a job in this process now that have read it once."""
+        return sum(1 for watches in self._watches.values() for watch in watches if watch.seen is not None)
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[Watch]:
