@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -57,6 +58,9 @@ SIZES = {
     "quick": Sizes("quick", 256, 200, 400, 600, 64, 512, (3.0, 6.0), 2.0),
     "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2),
 }
+HELD = {"full": (10_000, 90.0), "quick": (300, 25.0), "tiny": (20, 8.0)}
+"""Clients held at once in the held-clients scenario, and seconds from its start to the moment every video ends."""
+SCENARIOS = ("image_path", "slow_upstream", "ledger", "videos", "held_clients")
 
 
 def free_port() -> int:
@@ -507,6 +511,114 @@ class Bench:
 
         return [finished.timestamp() - ready[ext] for ext, finished in asyncio.run(rows()) if ext in ready and finished]
 
+    def held_clients(self, backend: str) -> dict[str, Any]:
+        """Many clients held on videos at once (a tenth `Prefer: wait`, the rest on `/events`, nine streams to a
+        video), every video ending at one moment: SQL statements per second while they are all held, and the delay
+        from each job's end (its `finished_at`) to the client's answer."""
+        total, budget = HELD[self.sizes.name]
+        waits = max(1, total // 10)
+        streams = total - waits
+        plans = json.dumps({"default": {**json.loads(BIG_PLAN)["default"], "waiters": 10**9}})
+        settings = {
+            "poll_interval": str(self.sizes.poll_interval),
+            "poller_batch": "500",
+            "poller_concurrency": "128",
+            "max_waiters": str(2 * total),
+            "plans": plans,
+        }
+        statements_metric, polls_metric = (
+            "grokgate_db_statements_total",
+            'grokgate_upstream_calls_total{endpoint="poll"',
+        )
+        with self.served(backend, **settings) as (gateway, key, url, _):
+            scrape = metric(gateway.url, statements_metric)
+            scrape = metric(gateway.url, statements_metric) - scrape  # what one scrape itself costs
+            status = self.workdir / f"held-{secrets.token_hex(3)}.json"
+            end_at = time.time() + budget
+            args = [sys.executable, str(ROOT / "bench" / "waiters.py"), "--url", gateway.url, "--key", key]
+            args += ["--waits", str(waits), "--streams", str(streams), "--end-at", str(end_at)]
+            args += ["--status", str(status)]
+            samples: list[tuple[float, int, int, float, float]] = []
+            with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+                while proc.poll() is None:
+                    time.sleep(0.5)
+                    with contextlib.suppress(ValueError, OSError):
+                        progress = json.loads(status.read_text())
+                        samples.append(
+                            (
+                                time.time(),
+                                progress["held"],
+                                progress["answered"],
+                                metric(gateway.url, statements_metric),
+                                metric(gateway.url, polls_metric),
+                            )
+                        )
+                    gateway.sample_rss()
+                out, err = proc.communicate()
+                if proc.returncode:
+                    raise RuntimeError(f"waiters failed: {err[-3000:]}")
+            report = json.loads(out)
+            held = [s for s in samples if s[1] >= 0.95 * total and s[2] == 0]
+            window = held[-1][0] - held[0][0] if len(held) >= 2 else 0.0
+            per_s: dict[str, float | None] = {"statements": None, "polls": None}
+            if window > 0:
+                spent = held[-1][3] - held[0][3] - scrape * (len(held) - 1)
+                per_s = {"statements": round(spent / window, 1), "polls": round((held[-1][4] - held[0][4]) / window, 1)}
+            ended = self._finished_at(url, [answer["job"] for answer in report["answers"]])
+            delays = sorted(
+                (answer["at"] - ended[answer["job"]]) * 1000
+                for answer in report["answers"]
+                if answer["status"] in ("completed", "failed", "cancelled") and answer["job"] in ended
+            )
+
+            def pct(q: float) -> float | None:
+                return round(delays[min(len(delays) - 1, int(q * len(delays)))], 1) if delays else None
+
+            return {
+                "clients": total,
+                "prefer_wait": waits,
+                "events": streams,
+                "held_peak": report["held_peak"],
+                "all_held": report["all_held_at"] is not None,
+                "held_window_s": round(window, 1),
+                "db_statements_per_s_held": per_s["statements"],
+                "polls_per_s_held": per_s["polls"],
+                "db_statements_per_s_per_client": (
+                    round(per_s["statements"] / total, 4) if per_s["statements"] is not None else None
+                ),
+                "answered": len(delays),
+                "ran_out": sum(1 for answer in report["answers"] if answer["status"] not in ("completed", "failed")),
+                "errors": report["error_count"],
+                "error_samples": report["errors"][:5],
+                "answer_delay_p50_ms": pct(0.5),
+                "answer_delay_p99_ms": pct(0.99),
+                "answer_delay_max_ms": round(delays[-1], 1) if delays else None,
+                "peak_rss_mib": round(gateway.peak_rss / 2**20, 1),
+            }
+
+    def _finished_at(self, url: str, job_ids: list[str]) -> dict[str, float]:
+        from sqlalchemy import select
+
+        from grokgate.db.engine import Database
+        from grokgate.jobs.models import Job
+
+        async def rows() -> dict[str, float]:
+            db = Database(url)
+            found: dict[str, float] = {}
+            try:
+                async with db.reader() as session:
+                    ids = sorted(set(job_ids))
+                    for start in range(0, len(ids), 1000):
+                        query = select(Job.id, Job.finished_at).where(Job.id.in_(ids[start : start + 1000]))
+                        for job_id, finished in (await session.execute(query)).all():
+                            if finished is not None:
+                                found[job_id] = finished.timestamp()
+            finally:
+                await db.dispose()
+            return found
+
+        return asyncio.run(rows())
+
 
 def machine() -> dict[str, Any]:
     import grokgate
@@ -566,7 +678,53 @@ def table(results: dict[str, Any]) -> str:
                 f"{video['db_statements_per_poll']} stmts/poll, lag p50 {video['notification_lag_p50_s']} s, "
                 f"rss {video['peak_rss_mib']} MiB"
             )
+        if "held_clients" in scenarios:
+            held = scenarios["held_clients"]
+            lines.append(
+                f"{backend + ' held clients ' + str(held['clients']):<44} {'':>9} "
+                f"{held['answer_delay_p50_ms']!s:>9} {held['answer_delay_p99_ms']!s:>9} {held['errors']:>7}  "
+                f"peak held {held['held_peak']}, {held['db_statements_per_s_held']} stmts/s held "
+                f"({held['polls_per_s_held']} polls/s), end-to-answer ms p50/p99 as shown"
+            )
     return "\n".join(lines)
+
+
+def held_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The held-clients figures of each database, for the summary."""
+    summary: dict[str, Any] = {}
+    for backend, scenarios in results["backends"].items():
+        held = scenarios.get("held_clients")
+        if held is None:
+            continue
+        summary[f"held_clients_{backend}"] = held["clients"]
+        summary[f"held_clients_peak_{backend}"] = held["held_peak"]
+        summary[f"held_db_statements_per_s_{backend}"] = held["db_statements_per_s_held"]
+        summary[f"held_answer_delay_p50_ms_{backend}"] = held["answer_delay_p50_ms"]
+        summary[f"held_answer_delay_p99_ms_{backend}"] = held["answer_delay_p99_ms"]
+    return summary
+
+
+def alone(sizes: Sizes, backends: list[str], scenario: str, out: Path) -> None:
+    """One scenario on each database, written like a full run with the summary of what it measured."""
+    with tempfile.TemporaryDirectory(prefix="grokgate-bench-") as folder:
+        bench = Bench(sizes, Path(folder))
+        results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": sizes.__dict__}
+        results["only"] = scenario
+        results["backends"] = {}
+        for backend in backends:
+            if scenario == "videos":
+                measured: Any = {f"{n}_in_flight": bench.videos(backend, n) for n in (sizes.videos_small,)}
+            else:
+                measured = getattr(bench, scenario)(backend)
+            results["backends"][backend] = {scenario: measured}
+    results["summary"] = {"size": sizes.name, "scaled_down": sizes.name != "full", "only": scenario}
+    results["summary"] |= held_summary(results)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{scenario}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["backends"], indent=2))
+    print(json.dumps(results["summary"], indent=2))
+    print(f"written: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 def main() -> None:
@@ -575,11 +733,15 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="smoke-test size (seconds)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--only", choices=SCENARIOS, help="run this one scenario alone (no floor, no full summary)")
     args = parser.parse_args()
-    if shutil.which("hey") is None:
+    if shutil.which("hey") is None and args.only not in ("held_clients", "ledger"):  # these two need no hey
         sys.exit("bench: the load generator `hey` is missing (apt-get install hey)")
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     backends = [b for b in args.backends.split(",") if b]
+    if args.only:
+        alone(sizes, backends, args.only, Path(args.out))
+        return
     with tempfile.TemporaryDirectory(prefix="grokgate-bench-") as folder:
         bench = Bench(sizes, Path(folder))
         results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": sizes.__dict__}
@@ -594,6 +756,7 @@ def main() -> None:
                 "videos": {
                     f"{n}_in_flight": bench.videos(backend, n) for n in (sizes.videos_small, sizes.videos_large)
                 },
+                "held_clients": bench.held_clients(backend),
             }
     first = results["backends"].get("sqlite") or next(iter(results["backends"].values()))
     small, large = (first["videos"][f"{n}_in_flight"] for n in (sizes.videos_small, sizes.videos_large))
@@ -617,6 +780,7 @@ def main() -> None:
         "poll_cpu_ms_per_job_100": small["cpu_ms_per_job"],
         "poll_cpu_ms_per_job_10000": large["cpu_ms_per_job"],
         "notification_lag_p50_s": large["notification_lag_p50_s"],
+        **held_summary(results),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

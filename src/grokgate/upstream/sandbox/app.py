@@ -54,8 +54,8 @@ Body = TypeVar("Body", bound=BaseModel)
 
 @dataclass(frozen=True)
 class BenchMode:
-    """For the benchmark: media rendered once up front, a fixed image delay, videos done after a random delay, and
-    no request journal, so that what is measured is the gateway and not the stand-in."""
+    """For the benchmark: media rendered once up front, a fixed image delay, videos done after a random delay (unless
+    the prompt says `[sandbox:delay=S]`), and no request journal, so that what is measured is the gateway and not the stand-in."""
 
     image_delay: float = 0.0
     video_delay: tuple[float, float] = (1.0, 1.0)
@@ -322,7 +322,7 @@ def create_sandbox_app(
         duration, resolution, aspect_ratio = shape
         request_id = str(uuid.uuid4())
         delay = scenario.delay if scenario.delay is not None else state.video_seconds
-        if bench is not None:
+        if bench is not None and scenario.delay is None:
             delay = random.uniform(*bench.video_delay)
         task = VideoTask(
             prompt=prompt[: state.limits.prompt_chars],
