@@ -177,3 +177,19 @@ async def test_held_clients_cost_no_statements_while_their_jobs_run(gateway_fact
         for waited in waits:
             assert (await asyncio.wait_for(waited, 20)).json()["status"] == "cancelled"
         assert notifier.watching == 0
+
+
+async def test_streams_woken_by_one_change_share_one_read(gateway_factory: Any) -> None:
+    async with gateway_factory(plans=PLANS, wait_recheck=60, run_poller=False) as gw:
+        tenant = await gw.tenant(credits=1000)
+        cost = {}
+        for many in (1, 20):
+            job_id = await video(gw, tenant)
+            streams = [asyncio.create_task(stream_statuses(gw.client, tenant, job_id)) for _ in range(many)]
+            await until(lambda: notifier_of(gw).watching == many)  # noqa: B023 - awaited within the iteration
+            before = statements_of(gw)
+            assert (await gw.client.delete(f"/api/v1/jobs/{job_id}", headers=tenant.headers)).status_code == 200
+            for stream in streams:
+                assert (await asyncio.wait_for(stream, 10))[-1] == "cancelled"
+            cost[many] = statements_of(gw) - before
+        assert cost[20] <= cost[1] + 2, cost  # one read per stream would have cost 19 more (38 on SQLite)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
@@ -52,12 +53,15 @@ class Watch:
         self.job_id = job_id
         self.seen: tuple[str, datetime] | None = None
         """The job's status and `updatedAt` as the client last read them; the recheck compares against these."""
+        self.woken_at = time.monotonic()
+        """When it was last woken (or began): a read of the job begun since then shows the change it was woken for."""
         self._woken = asyncio.Event()
 
     def saw(self, status: str, updated_at: datetime) -> None:
         self.seen = (status, updated_at)
 
     def wake(self) -> None:
+        self.woken_at = time.monotonic()
         self._woken.set()
 
     async def wait(self, seconds: float) -> bool:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncGenerator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 
 import structlog
@@ -70,6 +71,10 @@ class JobService:
     """Renews the leases of jobs in work; `runtime` passes the process's running keeper."""
     notifier: JobNotifier | None = None
     """Wakes held clients when their job changes; `runtime` passes the process's running one."""
+    _reading: dict[tuple[str, str, bool], tuple[float, asyncio.Future[Job]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """Reads of a job by held clients under way, with when each began (see `_read_since`)."""
 
     def __post_init__(self) -> None:
         if self.leases is None:
@@ -375,7 +380,7 @@ class JobService:
         deadline = loop.time() + seconds
         with self.notices.watch(job_id) as watch:
             while True:
-                job = await self.get(caller, job_id)
+                job = await self._read_since(caller, job_id, watch.woken_at, with_input=True)
                 watch.saw(job.status, job.updated_at)
                 if job.status in states.TERMINAL or not await watch.wait(deadline - loop.time()):
                     return job
@@ -385,13 +390,29 @@ class JobService:
         has ended; None after each `idle` seconds without news (an event stream's keep-alive)."""
         with self.notices.watch(job_id) as watch:
             while True:
-                job = await self.get(caller, job_id, with_input=False)
+                job = await self._read_since(caller, job_id, watch.woken_at, with_input=False)
                 watch.saw(job.status, job.updated_at)
                 yield job
                 if job.status in states.TERMINAL:
                     return
                 while not await watch.wait(idle):
                     yield None
+
+    async def _read_since(self, caller: Caller, job_id: str, since: float, *, with_input: bool) -> Job:
+        """The job as read by a read that began after `since` (when the client was woken): the clients of one
+        organisation woken by one change of a job (every stream open on it) share one read."""
+        key = (caller.org_id, job_id, with_input)
+        under_way = self._reading.get(key)
+        if under_way is not None and under_way[0] >= since:
+            return await asyncio.shield(under_way[1])
+        read = asyncio.ensure_future(self.get(caller, job_id, with_input=with_input))
+        read.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen even if nobody is left
+        self._reading[key] = (time.monotonic(), read)
+        try:
+            return await asyncio.shield(read)
+        finally:
+            if self._reading.get(key, (0.0, None))[1] is read:
+                del self._reading[key]
 
     async def finish(self, job_id: str, decision: states.Ending, *, owner: str | None) -> Job | None:
         async with self.db.transaction() as session:

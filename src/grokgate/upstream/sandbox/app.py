@@ -55,7 +55,8 @@ Body = TypeVar("Body", bound=BaseModel)
 @dataclass(frozen=True)
 class BenchMode:
     """For the benchmark: media rendered once up front, a fixed image delay, videos done after a random delay (unless
-    the prompt says `[sandbox:delay=S]`), and no request journal, so that what is measured is the gateway and not the stand-in."""
+    the prompt says `[sandbox:delay=S]`), and no request journal, so that what is measured is the gateway and not
+    the stand-in."""
 
     image_delay: float = 0.0
     video_delay: tuple[float, float] = (1.0, 1.0)
