@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     """Seconds between two runs of the media retention sweeper."""
 
     redis_url: str | None = None
-    """Shared rate-limit counts across processes (`redis://127.0.0.1:6379/0`); in memory when unset."""
+    """Shared rate-limit counts across processes (`redis://127.0.0.1:6379/0`); in memory when unset. Also carries
+    the news of changed jobs between processes (`jobs/notifications.py`)."""
     rate_limit_fail_open: bool = True
     """When the rate-limit store is down: let requests through (True) or answer 503 (False)."""
     plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS))
