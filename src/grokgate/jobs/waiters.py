@@ -4,8 +4,7 @@ A held client costs a connection slot, memory and a read of its job each time it
 for as long as it likes, for the price of one request against the rate limit. Without a bound one organisation
 could hold enough of them to slow every other organisation down; so each plan says how many one organisation may
 hold (`waiters`, 429 beyond it) and the process has a ceiling of its own (`GROKGATE_MAX_WAITERS`, 503 beyond it).
-The counts are this process's: with
-several API processes an organisation may hold up to `waiters` in each.
+The counts are this process's: with several API processes an organisation may hold up to `waiters` in each.
 """
 
 from __future__ import annotations
