@@ -220,7 +220,13 @@ class Poller:
         async with self.db.transaction() as session:
             if isinstance(decision, states.Wait):
                 kept = await repository.reschedule(
-                    session, job.id, decision, owner=self.owner, answered=answered, was=job.status
+                    session,
+                    job.id,
+                    decision,
+                    owner=self.owner,
+                    answered=answered,
+                    was=job.status,
+                    was_progress=job.progress,
                 )
             else:
                 finished = await repository.finish_in(
