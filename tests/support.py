@@ -36,6 +36,7 @@ TABLES = (
     "key_spend",
     "admin_writes",
     "operator_tokens",
+    "operators",
     "jobs",
     "api_keys",
     "organizations",

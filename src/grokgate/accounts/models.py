@@ -37,8 +37,8 @@ class Membership(Base):
 class AuthSession(Base):
     """A signed-in browser. Kept server-side so logging out (or a password change) ends it at once.
 
-    `kind` says whose session it is (`member` now; operators later share the table): `subject_id` is that
-    person's id, and `org_id` the organisation a member is looking at (None for kinds without one)."""
+    `kind` says whose session it is (`member` or `operator`): `subject_id` is that person's id, and `org_id`
+    the organisation a member is looking at (None for operators)."""
 
     __tablename__ = "auth_sessions"
     __table_args__ = (Index("ix_auth_sessions_subject", "kind", "subject_id"),)
@@ -67,3 +67,16 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Operator(Base):
+    """A person who runs the business and signs in to the operator console (`/admin`). Not a member of any
+    organisation: an operator's account lives in its own table, so no customer sign-in can ever become one."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

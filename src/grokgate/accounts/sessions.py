@@ -1,4 +1,4 @@
-"""Server-side sessions behind a cookie, for any kind of account (`member`, later `operator`).
+"""Server-side sessions behind a cookie, for any kind of account (`member`, `operator`).
 
 The cookie holds a random token; the table keeps only its SHA-256, the kind and id of who signed in, the CSRF
 token, and when it expires or was revoked. Logging out revokes the row, so a copied cookie stops working at once.

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from grokgate.admin import actions
 from grokgate.admin.auth import ADMIN_AUTHENTICATED, OperatorRead, OperatorWrite
 from grokgate.admin.routing import NO_NUL, WRITE_ERRORS, PathId, answer_doc, id_header, run_write, write_doc
 from grokgate.admin.schemas import (
@@ -162,13 +163,7 @@ async def grant_credits(orgId: PathId, request: Request, operator: OperatorWrite
     body, digest = await read_body(request, CreditGrant, id_field="grantId")
     key = client_id(id_header(request), body.grantId, "grantId", required=True)
 
-    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        await orgs.get_org(session, orgId)
-        balance = await ledger.grant(session, orgId, body.credits, note=body.reason, reference=f"id:{key}")
-        movement = {"orgId": orgId, "kind": "grant", "credits": body.credits, "reason": body.reason, "id": key}
-        return 201, {**movement, "creditsRemaining": balance}
-
-    return await run_write(request, key, digest, work)
+    return await run_write(request, key, digest, actions.grant(orgId, body.credits, body.reason, key))
 
 
 @router.post(
@@ -182,13 +177,7 @@ async def remove_credits(orgId: PathId, request: Request, operator: OperatorWrit
     body, digest = await read_body(request, CreditRemoval, id_field="removalId")
     key = client_id(id_header(request), body.removalId, "removalId", required=True)
 
-    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        await orgs.get_org(session, orgId)
-        balance = await ledger.remove(session, orgId, body.credits, body.reason, reference=f"id:{key}")
-        movement = {"orgId": orgId, "kind": "removal", "credits": body.credits, "reason": body.reason, "id": key}
-        return 201, {**movement, "creditsRemaining": balance}
-
-    return await run_write(request, key, digest, work)
+    return await run_write(request, key, digest, actions.remove(orgId, body.credits, body.reason, key))
 
 
 async def _shown_key(session: AsyncSession, row: ApiKey) -> dict[str, Any]:

@@ -270,3 +270,30 @@ def list_operator_tokens(as_json: JsonFlag = False) -> None:
         f"{t['id']}  {t['scope']}  {t['name'] or ''}{'  revoked' if t['revoked'] else ''}" for t in result["tokens"]
     ]
     emit(as_json, result, "\n".join(lines) or "no operator tokens")
+
+
+@admin.command("create-operator")
+def create_operator(
+    email: Annotated[str, typer.Option(help="The operator's sign-in email for the console at /admin.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an operator account of the operator console (/admin); the password is prompted for (or read from
+    stdin), never taken as an argument, so it stays out of the shell history."""
+    import sys
+
+    from grokgate.accounts import operators
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await operators.create_operator(session, email, password)
+        return {"id": row.id, "email": row.email}
+
+    result = run(in_transaction(settings_from_env(), work))
+    emit(as_json, result, f"operator {result['email']} created ({result['id']}); sign in at /admin/login")

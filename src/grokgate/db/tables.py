@@ -1,6 +1,6 @@
 """Imports every domain's tables, so that `Base.metadata` is complete for migrations and tests."""
 
-from grokgate.accounts.models import AuthSession, Invitation, Member, Membership
+from grokgate.accounts.models import AuthSession, Invitation, Member, Membership, Operator
 from grokgate.admin.models import AdminWrite, OperatorToken
 from grokgate.billing.models import KeySpend, LedgerEntry
 from grokgate.db.base import Base
@@ -25,6 +25,7 @@ __all__ = [
     "Media",
     "Member",
     "Membership",
+    "Operator",
     "OperatorToken",
     "Organization",
     "ServerSecret",

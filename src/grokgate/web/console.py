@@ -1,4 +1,5 @@
-"""Installing the console on the app: its templates, static files, login throttle and page routes.
+"""Installing the consoles on the app (the customer's at `/`, the operator's at `/admin`): their templates, static
+files, login throttle and page routes.
 
 Built by the app factory, like everything else: nothing here runs at import time."""
 
@@ -47,6 +48,7 @@ def console_of(request: Request) -> Console:
 
 def install(app: FastAPI, settings: Settings) -> None:
     from grokgate.web import account_pages, billing_pages, job_pages, key_pages
+    from grokgate.web.operator import common, money_pages, ops_pages, org_pages, sign_in
 
     templates = Environment(
         loader=PackageLoader("grokgate.web", "templates"),
@@ -67,6 +69,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         return RedirectResponse(f"/login?next={exc.back_to}", status_code=303)
 
     app.add_exception_handler(SignInRequired, sign_in_first)
-    for module in (account_pages, job_pages, key_pages, billing_pages):
+    app.add_exception_handler(common.OperatorSignInRequired, common.sign_in_first)
+    for module in (account_pages, job_pages, key_pages, billing_pages, sign_in, org_pages, ops_pages, money_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("grokgate.web", "static")]), name="static")

@@ -1,5 +1,6 @@
-"""API keys on the console: the organisation's keys with their last use, creating one (shown once), revoking.
-Through `orgs.service`, as `grokgate admin` does."""
+"""API keys on the console: the organisation's keys with their last use, caps and spend, creating one (shown once,
+optionally capped per UTC day and month), revoking. Through `orgs.service` and `billing.caps`, as the admin API
+does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from grokgate.accounts.service import MemberContext
 from grokgate.api.state import services_of
+from grokgate.billing.caps import Caps, check_cap, spent_now
 from grokgate.db.base import utcnow
 from grokgate.errors import ApiError, invalid_input
 from grokgate.orgs import service as orgs
@@ -23,10 +25,21 @@ EXPIRIES = {"": None, "1": 1, "7": 7, "30": 30, "90": 90, "365": 365}
 
 
 async def _keys(request: Request, member: MemberContext, *, status: int = 200, **extra: object) -> Response:
+    now = utcnow()
     async with services_of(request).db.reader() as session:
         keys = await orgs.list_keys(session, member.org_id)
-    now = utcnow()
-    return render(request, "keys.html", status=status, keys=keys, now=now, scopes=ALL_SCOPES, **extra)
+        spent = {key.id: await spent_now(session, key.id, now) for key in keys if key.daily_cap or key.monthly_cap}
+    return render(request, "keys.html", status=status, keys=keys, spent=spent, now=now, scopes=ALL_SCOPES, **extra)
+
+
+def _cap(form: dict[str, str], field: str) -> int | None:
+    """An optional cap field: empty is no cap; otherwise a whole number of credits (400 naming the field)."""
+    text = form.get(field, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 12:
+        raise invalid_input(f"{field}: a whole number of credits, or empty for no cap", field)
+    return check_cap(int(text), field)
 
 
 @router.get("/keys")
@@ -42,6 +55,7 @@ async def create_key(request: Request, member: SignedIn) -> Response:
         if form.get("expires_in", "") not in EXPIRIES:
             raise invalid_input("expires_in: choose one of the offered expiries", "expires_in")
         days = EXPIRIES[form.get("expires_in", "")]
+        limits = Caps(daily=_cap(form, "daily_cap"), monthly=_cap(form, "monthly_cap"))
         async with services_of(request).db.transaction() as session:
             row, secret = await orgs.create_key(
                 session,
@@ -49,6 +63,7 @@ async def create_key(request: Request, member: SignedIn) -> Response:
                 expires_at=utcnow() + timedelta(days=days) if days else None,
                 scopes=scopes,
                 name=form.get("name") or None,
+                caps=limits,
             )
     except ApiError as exc:
         return await _keys(request, member, status=exc.status, error=exc.message)
