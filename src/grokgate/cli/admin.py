@@ -284,12 +284,18 @@ def create_operator(
     stdin), never taken as an argument, so it stays out of the shell history."""
     import sys
 
-    from grokgate.accounts import operators
+    from grokgate.accounts import operators, passwords
+    from grokgate.accounts.service import normalise_email
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:  # refused before the database is opened
+        normalise_email(email)
+        passwords.check_new(password)
+    except ApiError as exc:
+        raise CliError(exc.message) from None
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await operators.create_operator(session, email, password)

@@ -7,11 +7,16 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 
 PALETTE = ("#3b6fd8", "#3aa676", "#e0803a", "#b04fc4", "#d14b5a")
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 220, 64, 24, 12
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 220, 72, 24, 12
 
 
 def _number(value: float, unit: str) -> str:
     return f"{value:,.2f} {unit}" if unit == "USD" else f"{value:,.0f} {unit}"
+
+
+def _axis(value: float, unit: str) -> str:
+    """An axis label: the number alone (the unit is in the chart's heading), short enough for the margin."""
+    return f"{value:,.2f}" if unit == "USD" else f"{value:,.0f}"
 
 
 def grouped_bars(days: list[str], series: list[tuple[str, list[float]]], *, label: str, unit: str) -> Markup:
@@ -27,14 +32,14 @@ def grouped_bars(days: list[str], series: list[tuple[str, list[float]]], *, labe
     bar = max(1.0, (step - 2) / max(1, len(series)))
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT + 24}" role="img" aria-label="{escape(label)}">',
-        f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end" class="axis">{escape(_number(top, unit))}</text>',
+        f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end" class="axis">{escape(_axis(top, unit))}</text>',
         f'<text x="{LEFT - 6}" y="{zero + 4:.1f}" text-anchor="end" class="axis">0</text>',
         f'<line x1="{LEFT}" y1="{zero:.1f}" x2="{WIDTH}" y2="{zero:.1f}" class="axis-line"/>',
     ]
     if bottom < 0:
         parts.append(
             f'<text x="{LEFT - 6}" y="{HEIGHT - BOTTOM}" text-anchor="end" class="axis">'
-            f"{escape(_number(bottom, unit))}</text>"
+            f"{escape(_axis(bottom, unit))}</text>"
         )
     for index, day in enumerate(days):
         x = LEFT + index * step + 1
@@ -49,7 +54,7 @@ def grouped_bars(days: list[str], series: list[tuple[str, list[float]]], *, labe
                 f'fill="{PALETTE[number % len(PALETTE)]}" data-series="{escape(name)}" data-day="{day}" '
                 f'data-value="{value}"><title>{escape(f"{day} {name}: {_number(value, unit)}")}</title></rect>'
             )
-        if index % 7 == 0 or index == len(days) - 1:
+        if index % 7 == 0 or (index == len(days) - 1 and index % 7 >= 4):
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" class="axis">{day[5:]}</text>'
             )
