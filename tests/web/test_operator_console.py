@@ -302,3 +302,17 @@ async def test_create_operator_and_the_throttled_sign_in(console: Console) -> No
         throttled = await _sign_in(client, email, PASSWORD)
         assert throttled.status_code == 429
         assert "Too many sign-in attempts" in throttled.text
+
+
+async def test_a_day_that_lost_money_is_drawn_below_the_zero_line() -> None:
+    from grokgate.web.operator.charts import grouped_bars
+
+    svg = str(grouped_bars(["2026-12-01", "2026-12-02"], [("margin", [2.5, -1.0])], label="Margin", unit="USD"))
+    bars = dict(re.findall(r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"[^>]*data-value', svg))
+    zero = float(re.search(r'<line x1="\d+" y1="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    (up_y, up_h), (down_y, down_h) = ((float(y), float(h)) for y, h in bars.items())
+    assert up_y + up_h == pytest.approx(zero, abs=0.1)  # grows up to the line
+    assert down_y == pytest.approx(zero, abs=0.1)  # hangs below it
+    assert up_h == pytest.approx(2.5 * down_h, rel=0.01)
+    assert "2026-12-02 margin: -1.00 USD" in svg
+    assert ">-1.00</text>" in svg  # the axis shows how far down it goes
