@@ -90,26 +90,9 @@ async def page(
     filters: JobFilters | None = None,
 ) -> tuple[list[Job], int]:
     """A page of the organisation's jobs, newest first, and how many there are in all."""
-    conditions = [Job.org_id == org_id]
-    if status is not None:
-        conditions.append(Job.status == status)
-    if filters is not None:
-        if filters.model is not None:
-            conditions.append(Job.model == filters.model)
-        if filters.since is not None:
-            conditions.append(Job.created_at >= filters.since)
-        if filters.until is not None:
-            conditions.append(Job.created_at < filters.until)
-    total = await session.scalar(select(func.count()).select_from(Job).where(*conditions))
-    jobs = await session.scalars(
-        select(Job)
-        .options(WITHOUT_INPUT)
-        .where(*conditions)
-        .order_by(Job.created_at.desc(), Job.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(jobs.all()), int(total or 0)
+    narrow = filters or JobFilters()
+    where = JobFilter(org_id=org_id, status=status, model=narrow.model, since=narrow.since, until=narrow.until)
+    return await search(session, where, limit=limit, offset=offset)
 
 
 async def count_active(session: AsyncSession, org_id: str) -> int:
