@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from grokgate.admin.auth import ADMIN_AUTHENTICATED, OperatorRead, OperatorWrite
 from grokgate.admin.routing import NO_NUL, WRITE_ERRORS, PathId, answer_doc, id_header, run_write, write_doc
 from grokgate.admin.schemas import AdminJobList, Delivery, DeliveryList, Report
-from grokgate.admin.views import delivery_json, job_json, request_hash
+from grokgate.admin.views import delivery_json, job_json, page_json, request_hash
 from grokgate.admin.writes import client_id
 from grokgate.api.paging import Limit, Offset
 from grokgate.api.responses import errors
@@ -64,7 +64,7 @@ async def list_jobs(
     )
     async with services_of(request).db.reader() as session:
         rows, total = await jobs.search(session, where, limit=limit, offset=offset)
-    return JSONResponse({"jobs": [job_json(job) for job in rows], "total": total, "limit": limit, "offset": offset})
+    return JSONResponse(page_json("jobs", [job_json(job) for job in rows], total, limit=limit, offset=offset))
 
 
 @router.get(
@@ -84,7 +84,7 @@ async def list_failing(
     async with services_of(request).db.reader() as session:
         rows, total = await failing.failing(session, state=state, org_id=orgId, limit=limit, offset=offset)
     return JSONResponse(
-        {"deliveries": [delivery_json(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+        page_json("deliveries", [delivery_json(row) for row in rows], total, limit=limit, offset=offset)
     )
 
 

@@ -29,7 +29,7 @@ from grokgate.admin.schemas import (
     PlanChange,
     drop_secret,
 )
-from grokgate.admin.views import key_json, org_json, read_body, request_hash
+from grokgate.admin.views import key_json, org_json, page_json, read_body, request_hash
 from grokgate.admin.writes import client_id
 from grokgate.api.paging import Limit, Offset
 from grokgate.api.responses import errors
@@ -62,9 +62,7 @@ async def list_orgs(
 ) -> JSONResponse:
     async with services_of(request).db.reader() as session:
         rows, total = await orgs.search_orgs(session, query=q, suspended=suspended, limit=limit, offset=offset)
-    return JSONResponse(
-        {"organizations": [org_json(org) for org in rows], "total": total, "limit": limit, "offset": offset}
-    )
+    return JSONResponse(page_json("organizations", [org_json(org) for org in rows], total, limit=limit, offset=offset))
 
 
 @router.post(

@@ -38,6 +38,11 @@ def request_hash(request: Request) -> str:
     return fingerprint(request.method, request.url.path, None)
 
 
+def page_json(name: str, items: list[dict[str, Any]], total: int, *, limit: int, offset: int) -> dict[str, Any]:
+    """One page of a listing, under the name of what it lists, with where the page stands in the whole."""
+    return {name: items, "total": total, "limit": limit, "offset": offset}
+
+
 def org_json(org: Organization) -> dict[str, Any]:
     return {
         "id": org.id,

@@ -3,8 +3,11 @@ an invitation. Every rule is in `accounts.service`; these routes read forms and 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.accounts import repository, service, sessions
 from grokgate.api.state import services_of
@@ -14,12 +17,13 @@ from grokgate.web.pages import (
     PageRoute,
     SignedIn,
     anonymous_form,
-    client_address,
     member_form,
     optional_member,
+    password_sign_in,
     render,
     safe_next,
     set_session_cookie,
+    sign_out,
 )
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -36,26 +40,16 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", next=safe_next(next))
 
 
+async def _sign_in(session: AsyncSession, email: str, password: str, ttl: timedelta) -> str | None:
+    member = await service.authenticate(session, email, password)
+    return await service.sign_in(session, member, ttl=ttl) if member is not None else None
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await anonymous_form(request)
-    console, services = console_of(request), services_of(request)
-    email, address = form.get("email", "").strip().lower(), client_address(request)
-    back_to = safe_next(form.get("next"))
-    try:
-        await console.throttle.check(email, address)
-    except ApiError as exc:
-        return render(request, "login.html", status=exc.status, error=exc.message, email=email, next=back_to)
-    async with services.db.transaction() as session:
-        member = await service.authenticate(session, email, form.get("password", ""))
-        token = await service.sign_in(session, member, ttl=console.session_ttl) if member is not None else None
-    if token is None:
-        await console.throttle.failed(email, address)
-        message = "Email or password is wrong"
-        return render(request, "login.html", status=400, error=message, email=email, next=back_to)
-    response = RedirectResponse(back_to, status_code=303)
-    set_session_cookie(request, response, token)
-    return response
+    return await password_sign_in(
+        request, page=render, next_of=safe_next, throttled_as="", sign_in=_sign_in, keep_session=set_session_cookie
+    )
 
 
 @router.get("/signup")
@@ -100,11 +94,7 @@ async def signup(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request, member: SignedIn) -> Response:
     await member_form(request, member)
-    async with services_of(request).db.transaction() as session:
-        await sessions.revoke(session, request.cookies.get(sessions.COOKIE))
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(sessions.COOKIE, path="/")
-    return response
+    return await sign_out(request, sessions.COOKIE, path="/", to="/login")
 
 
 async def _account(request: Request, member: service.MemberContext, *, status: int = 200, **extra: object) -> Response:

@@ -5,7 +5,7 @@ again. Jobs are read and cancelled through `JobService`, as the API does."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,7 +16,7 @@ from grokgate.api.state import services_of
 from grokgate.errors import ApiError, invalid_input
 from grokgate.jobs.repository import JobFilters
 from grokgate.jobs.views import job_json, shown_input
-from grokgate.web.pages import PageRoute, SignedIn, member_form, render
+from grokgate.web.pages import PageRoute, SignedIn, form_day, member_form, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -34,15 +34,6 @@ async def playground(request: Request, member: SignedIn, again: str | None = Non
         job = await services.jobs.get(member.caller, again)
         prefill = {**shown_input(job.input, services.jobs.finishing.links), "model": job.model}
     return render(request, "playground.html", prefill=json.dumps(prefill))
-
-
-def _day(value: str | None, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise invalid_input(f"{field}: a date as YYYY-MM-DD", field) from None
 
 
 @router.get("/history")
@@ -63,7 +54,7 @@ async def history(
         raise invalid_input(f"status: one of {', '.join(STATUSES)}", "status")
     if model is not None and model not in models:
         raise invalid_input("model: not a sub-model sold here", "model")
-    first, last = _day(since, "since"), _day(until, "until")
+    first, last = form_day(since, "since"), form_day(until, "until")
     page = max(1, min(page, 10_000))
     filters = JobFilters(
         model=model,

@@ -17,21 +17,13 @@ from grokgate.errors import invalid_input
 from grokgate.jobs import repository as jobs
 from grokgate.upstream import keys as upstream_keys
 from grokgate.web.operator.common import PATH, OperatorPageRoute, SignedInOperator, operator_form, render
+from grokgate.web.pages import form_day
 from grokgate.webhooks import failing
 
 router = APIRouter(prefix=PATH, route_class=OperatorPageRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-
-
-def _day(value: str, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise invalid_input(f"{field}: a date as YYYY-MM-DD", field) from None
 
 
 def _start(day: date | None) -> datetime | None:
@@ -63,7 +55,7 @@ async def job_list(
         raise invalid_input(f"status: one of {', '.join(STATUSES)}", "status")
     if model and model not in models:
         raise invalid_input("model: not a sub-model sold here", "model")
-    first, last = _day(since, "since"), _day(until, "until")
+    first, last = form_day(since, "since"), form_day(until, "until")
     page = max(1, min(page, 10_000))
     where = jobs.JobFilter(
         org_id=_checked_id(org.strip(), "org"),

@@ -3,13 +3,13 @@ operator's email apart from a member's of the same address, and per client addre
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from grokgate.accounts import operators, sessions
-from grokgate.api.state import services_of
-from grokgate.errors import ApiError
-from grokgate.web.console import console_of
+from grokgate.accounts import operators
 from grokgate.web.operator.common import (
     COOKIE,
     PATH,
@@ -20,7 +20,7 @@ from grokgate.web.operator.common import (
     safe_next,
     set_operator_cookie,
 )
-from grokgate.web.pages import anonymous_form, client_address
+from grokgate.web.pages import password_sign_in, sign_out
 
 router = APIRouter(prefix=PATH, route_class=OperatorPageRoute, include_in_schema=False)
 
@@ -35,33 +35,24 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", next=safe_next(next))
 
 
+async def _sign_in(session: AsyncSession, email: str, password: str, ttl: timedelta) -> str | None:
+    operator = await operators.authenticate(session, email, password)
+    return await operators.sign_in(session, operator, ttl=ttl) if operator else None
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await anonymous_form(request)
-    console, services = console_of(request), services_of(request)
-    email, address = form.get("email", "").strip().lower(), client_address(request)
-    throttled_as = f"operator:{email}"
-    back_to = safe_next(form.get("next"))
-    try:
-        await console.throttle.check(throttled_as, address)
-    except ApiError as exc:
-        return render(request, "login.html", status=exc.status, error=exc.message, email=email, next=back_to)
-    async with services.db.transaction() as session:
-        operator = await operators.authenticate(session, email, form.get("password", ""))
-        token = await operators.sign_in(session, operator, ttl=console.session_ttl) if operator else None
-    if token is None:
-        await console.throttle.failed(throttled_as, address)
-        return render(request, "login.html", status=400, error="Email or password is wrong", email=email, next=back_to)
-    response = RedirectResponse(back_to, status_code=303)
-    set_operator_cookie(request, response, token)
-    return response
+    return await password_sign_in(
+        request,
+        page=render,
+        next_of=safe_next,
+        throttled_as="operator:",
+        sign_in=_sign_in,
+        keep_session=set_operator_cookie,
+    )
 
 
 @router.post("/logout")
 async def logout(request: Request, operator: SignedInOperator) -> Response:
     await operator_form(request, operator)
-    async with services_of(request).db.transaction() as session:
-        await sessions.revoke(session, request.cookies.get(COOKIE))
-    response = RedirectResponse(f"{PATH}/login", status_code=303)
-    response.delete_cookie(COOKIE, path=PATH)
-    return response
+    return await sign_out(request, COOKIE, path=PATH, to=f"{PATH}/login")
