@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     """Interface of the metrics port: loopback unless an operator opens it further."""
     credit_usd: float = 0.01
     """What one credit is sold for, in USD: the revenue side of `grokgate admin report`."""
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    """Seconds a successful API-key lookup is remembered in each process (0: never). A key revoked, or its caps or
+    plan changed, is seen at once by the process that changed it and within this long by the others."""
     request_lease: float = 900.0
     """Seconds a request may work on its job: an image's deadline, and how long an unanswered `Idempotency-Key`
     claim is honoured. Must cover the worst-case image path (checked at start-up)."""

@@ -31,6 +31,7 @@ from grokgate.jobs.service import JobService, process_identity
 from grokgate.jobs.submitter import Submitter, SubmitterSettings
 from grokgate.jobs.waiters import Waiters
 from grokgate.metrics import Metrics
+from grokgate.orgs.authcache import AuthCache
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
@@ -133,7 +134,9 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         media_store=media_store,
         metrics=metrics,
         waiters=Waiters(settings.max_waiters),
+        auth_cache=AuthCache(settings.auth_cache_seconds),
     )
+    services.auth_cache.watch(db.session_class)
     if settings.upstream == "sandbox":
         log.warning(
             "upstream.sandbox",

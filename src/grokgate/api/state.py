@@ -13,6 +13,7 @@ from grokgate.idempotency.service import Idempotency
 from grokgate.jobs.service import JobService
 from grokgate.jobs.waiters import Waiters
 from grokgate.metrics import Metrics
+from grokgate.orgs.authcache import AuthCache
 from grokgate.ratelimits.limiter import RateLimiter
 from grokgate.storage.store import MediaStore
 from grokgate.upstream.pool import UpstreamPool
@@ -45,6 +46,7 @@ class Services:
     media_store: MediaStore
     metrics: Metrics
     waiters: Waiters
+    auth_cache: AuthCache
 
 
 def services_of(request: Request) -> Services:

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from grokgate.config import async_database_url
 
@@ -70,8 +71,15 @@ class Database:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._reader = async_sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
+        self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        """This database's own session class: ORM events listened on it (`orgs/authcache.py`) see only its
+        sessions, however many databases one process holds."""
+        self._writer = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=self.session_class)
+        self._reader = async_sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}),
+            expire_on_commit=False,
+            sync_session_class=self.session_class,
+        )
         self._listeners: list[Callable[[Changes], None]] = []
 
     def on_commit(self, listener: Callable[[Changes], None]) -> Callable[[], None]:

@@ -21,7 +21,7 @@ from grokgate.api.state import services_of
 from grokgate.db.base import utcnow
 from grokgate.errors import ApiError
 from grokgate.orgs.scopes import require
-from grokgate.orgs.service import Caller, authenticate, touch_key
+from grokgate.orgs.service import Caller, authenticate_cached, touch_key
 
 
 def caller_with(scope: str) -> Any:
@@ -31,9 +31,14 @@ def caller_with(scope: str) -> Any:
     ) -> Caller:
         services = services_of(request)
         cookie = request.cookies.get(sessions.COOKIE) if authorization is None else None
-        async with services.db.reader() as session:
-            member = await context_of(session, cookie) if cookie else None
-            caller = member.caller if member is not None else await authenticate(session, authorization)
+        member = None
+        if cookie:
+            async with services.db.reader() as session:
+                member = await context_of(session, cookie)
+        if member is not None:
+            caller = member.caller
+        else:
+            caller = await authenticate_cached(services.db, services.auth_cache, authorization)
         changes = request.method not in ("GET", "HEAD", "OPTIONS")
         if member is not None and changes and not csrf.valid(member.csrf_token, request.headers.get(csrf.HEADER)):
             raise ApiError(403, "CSRF_FAILED", "X-CSRF-Token header missing or wrong for this session")

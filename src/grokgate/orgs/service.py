@@ -13,8 +13,10 @@ from grokgate.billing import ledger
 from grokgate.billing.amounts import checked
 from grokgate.billing.caps import NO_CAPS, Caps, check_cap
 from grokgate.db.base import new_id, utcnow
+from grokgate.db.engine import Database
 from grokgate.errors import ApiError
 from grokgate.orgs import keys
+from grokgate.orgs.authcache import AuthCache
 from grokgate.orgs.models import ApiKey, Organization
 from grokgate.orgs.scopes import ALL_SCOPES
 from grokgate.ratelimits.plans import DEFAULT_PLAN
@@ -128,23 +130,62 @@ async def touch_key(session: AsyncSession, key_id: str, *, not_since: datetime) 
 
 
 async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
-    token = keys.bearer_token(authorization)
+    return (await _authenticate(session, keys.bearer_token(authorization)))[0]
+
+
+async def _authenticate(session: AsyncSession, token: str) -> tuple[Caller, datetime | None]:
+    """The caller a presented key stands for, and when the key expires; one statement."""
     key_id = keys.key_id_of(token)
-    row = await session.get(ApiKey, key_id) if key_id else None
+    row = (
+        (
+            await session.execute(
+                select(
+                    ApiKey.id,
+                    ApiKey.org_id,
+                    ApiKey.secret_hash,
+                    ApiKey.revoked_at,
+                    ApiKey.expires_at,
+                    ApiKey.scopes,
+                    ApiKey.daily_cap,
+                    ApiKey.monthly_cap,
+                    Organization.plan,
+                )
+                .outerjoin(Organization, Organization.id == ApiKey.org_id)
+                .where(ApiKey.id == key_id)
+            )
+        ).one_or_none()
+        if key_id
+        else None
+    )
     if row is None or not keys.matches(token, row.secret_hash):
         raise ApiError(401, "KEY_NOT_FOUND", "API key not found")
     if row.revoked_at is not None:
         raise ApiError(401, "KEY_REVOKED", "API key has been revoked")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise ApiError(401, "KEY_EXPIRED", "API key has expired")
-    plan = await session.scalar(select(Organization.plan).where(Organization.id == row.org_id))
-    return Caller(
+    caller = Caller(
         org_id=row.org_id,
         key_id=row.id,
         scopes=frozenset(row.scopes.split()),
-        plan=plan or DEFAULT_PLAN,
+        plan=row.plan or DEFAULT_PLAN,
         caps=Caps(daily=row.daily_cap, monthly=row.monthly_cap),
     )
+    return caller, row.expires_at
+
+
+async def authenticate_cached(db: Database, cache: AuthCache, authorization: str | None) -> Caller:
+    """`authenticate`, answered from `cache` when this key was looked up within its TTL (`orgs/authcache.py`
+    says when a change to a key is seen)."""
+    token = keys.bearer_token(authorization)
+    digest = cache.token_digest(token)
+    found: Caller | None = cache.get(digest)
+    if found is not None:
+        return found
+    generation = cache.generation
+    async with db.reader() as session:
+        caller, expires_at = await _authenticate(session, token)
+    cache.put(digest, caller, expires_at, generation)
+    return caller
 
 
 async def search_orgs(
