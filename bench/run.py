@@ -201,6 +201,8 @@ class Bench:
                 # The benchmark's sandbox has no rate limits: what is measured is the gateway, not xAI's pace.
                 "GROKGATE_XAI_IMAGE_RPS": "0",
                 "GROKGATE_XAI_VIDEO_RPS": "0",
+                # Images asked inline (`b64_json`), as a deployment that wants the cheaper path would.
+                "GROKGATE_XAI_IMAGE_FORMAT": "b64_json",
                 **extra,
             }
         )

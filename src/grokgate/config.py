@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     """Image submissions per second per key (xAI's limit per team: 5); 0 leaves them unpaced."""
     xai_video_rps: int = Field(default=1, ge=0, le=1000)
     """Video submissions per second per key (xAI's limit per team: 1); 0 leaves them unpaced."""
+    xai_image_format: Literal["url", "b64_json"] = "url"
+    """How images are asked of xAI: `url` (a temporary link, downloaded into storage) or `b64_json` (the bytes in
+    the answer itself: one round trip and one connection to xAI's media host fewer per image)."""
     image_queue_wait: float = Field(default=30.0, ge=0)
     """Most seconds an image request waits for a key's pace before it is answered 503 `UPSTREAM_BUSY` (refunded)."""
     upstream_queue: int = Field(default=1000, ge=1)

@@ -80,6 +80,7 @@ async def _upstream_pool(settings: Settings, db: Database, metrics: Metrics) -> 
             video_rps=settings.xai_video_rps,
             image_wait=settings.image_queue_wait,
             queue=settings.upstream_queue,
+            image_format=settings.xai_image_format,
         ),
         pace=SharedPace(RedisPace(settings.redis_url), DatabasePace(db)) if settings.redis_url else DatabasePace(db),
         observe=lambda endpoint, outcome: metrics.upstream.labels(endpoint, outcome).inc(),

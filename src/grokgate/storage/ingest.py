@@ -54,6 +54,17 @@ def _write_data_uri(url: str, target: Path, most: int) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+def _decode_and_probe(url: str, most: int) -> tuple[bytes, str, probe.Probe]:
+    """An inline image result decoded, hashed and measured in one trip to a worker thread, with no file."""
+    try:
+        data = base64.b64decode(url.partition(",")[2])
+    except (binascii.Error, ValueError) as exc:
+        raise MediaRejected(f"the inline result is not valid base64: {exc}") from exc
+    if len(data) > most:
+        raise MediaRejected(f"the result is larger than {most} bytes")
+    return data, hashlib.sha256(data).hexdigest(), probe.probe(data, "image")
+
+
 @dataclass(frozen=True)
 class InlineImage:
     """A customer's `data:` image, decoded once: what to store, and where."""
@@ -166,6 +177,8 @@ class Ingestor:
 
     async def _ingest(self, url: str, kind: str) -> list[StoredMedia]:
         most = self.limits.image_bytes if kind == "image" else self.limits.video_bytes
+        if kind == "image" and url.startswith("data:"):
+            return await self._ingest_inline_image(url, most)
         with tempfile.NamedTemporaryFile(dir=self.scratch, prefix="download-") as scratch:
             path = Path(scratch.name)
             sha, size = await self._download(url, path, most)
@@ -205,3 +218,23 @@ class Ingestor:
                 )
             await self._keep(*objects)
             return stored
+
+    async def _ingest_inline_image(self, url: str, most: int) -> list[StoredMedia]:
+        """An image xAI sent inline (`b64_json`): stored from memory, no temporary file (an image is small)."""
+        try:
+            data, sha, measured = await asyncio.to_thread(_decode_and_probe, url, most)
+        except NotMedia as exc:
+            raise MediaRejected(str(exc)) from exc
+        key = f"{sha[:2]}/{sha}.{measured.extension}"
+        await self._keep((key, lambda: self.store.put_bytes(key, data)))
+        return [
+            StoredMedia(
+                role="image",
+                key=key,
+                content_type=measured.content_type,
+                size=len(data),
+                sha256=sha,
+                width=measured.width,
+                height=measured.height,
+            )
+        ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 from PIL import Image
@@ -36,20 +37,26 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def probe(path: Path, expected: str) -> Probe:
-    """Check the file is an `expected` ("image" or "video") and measure it; raises NotMedia otherwise."""
-    with path.open("rb") as handle:
-        found = sniff(handle.read(16))
+def probe(path: Path | bytes, expected: str) -> Probe:
+    """Check the file (or the bytes) is an `expected` ("image" or "video") and measure it; raises NotMedia
+    otherwise."""
+    if isinstance(path, bytes):
+        found = sniff(path[:16])
+        source: Any = io.BytesIO(path)
+    else:
+        with path.open("rb") as handle:
+            found = sniff(handle.read(16))
+        source = path
     if found is None or not found[0].startswith(expected + "/"):
         raise NotMedia(f"expected {expected} bytes, got {found[0] if found else 'something else'}")
     content_type, extension = found
     try:
         if expected == "image":
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image.verify()
                 width, height = image.size
             return Probe(content_type, extension, width, height)
-        with av.open(str(path)) as container:
+        with av.open(source if isinstance(path, bytes) else str(path)) as container:
             stream = container.streams.video[0]
             duration = container.duration / 1_000_000 if container.duration else None
             return Probe(content_type, extension, stream.width, stream.height, duration)

@@ -65,6 +65,8 @@ class PoolSettings:
     """Most requests of one kind waiting in this process for a key's pace."""
     refresh: float = 5.0
     """Seconds between two readings of the keys' rows (another process may have seen a key refused)."""
+    image_format: str = "url"
+    """How images are asked of xAI (`response_format`): `url` or `b64_json` (`GROKGATE_XAI_IMAGE_FORMAT`)."""
 
 
 @dataclass
@@ -123,6 +125,7 @@ class UpstreamPool:
             observe=self._observe,
             key_id=key_id,
             hand_back_not_taken=True,
+            image_format=self.settings.image_format,
         )
 
     async def start(self) -> None:

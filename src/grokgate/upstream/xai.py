@@ -189,9 +189,12 @@ class XaiUpstream:
         observe: Callable[[str, str], None] | None = None,
         key_id: str | None = None,
         hand_back_not_taken: bool = False,
+        image_format: str = "url",
     ) -> None:
         """`hand_back_not_taken`: raise `UpstreamNotTaken` on the first 429/503 of a submit instead of retrying
-        it here (a pool does, through whichever key is free)."""
+        it here (a pool does, through whichever key is free). `image_format`: the `response_format` images are
+        asked in (`url`: a link grokgate then downloads; `b64_json`: the bytes inline, one round trip fewer)."""
+        self.image_format = image_format
         self.key_id = key_id or key_id_of(api_key)
         self._hand_back = hand_back_not_taken
         self._client = httpx.AsyncClient(
@@ -279,7 +282,7 @@ class XaiUpstream:
         body: dict[str, Any] = {
             "model": request.model,
             "prompt": request.prompt,
-            "response_format": "url",
+            "response_format": self.image_format,
             "n": request.n,
         }
         for name in ("resolution", "quality"):
