@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing.amounts import MAX_CREDITS, MAX_PRICE, checked
@@ -120,8 +120,16 @@ async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -
         if found is not None and found.suspended_at is not None:
             raise org_suspended(org_id)
         raise insufficient_credits(amount, found.credits_remaining if found is not None else 0)
-    session.add(
-        LedgerEntry(org_id=org_id, kind="charge", amount=-amount, movement_key=f"charge:{job_id}", job_id=job_id)
+    # A Core INSERT: the hot path's ledger row without the unit of work's bookkeeping.
+    await session.execute(
+        insert(LedgerEntry).values(
+            org_id=org_id,
+            kind="charge",
+            amount=-amount,
+            movement_key=f"charge:{job_id}",
+            job_id=job_id,
+            created_at=utcnow(),
+        )
     )
     return balance
 

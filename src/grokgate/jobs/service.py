@@ -19,8 +19,10 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import structlog
+from sqlalchemy import insert
 
 from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
@@ -187,25 +189,28 @@ class JobService:
                 shown[field][int(index)] = f"{MEDIA_REF}{media_id}"
             else:
                 shown[field] = f"{MEDIA_REF}{media_id}"
-        job = Job(
-            id=new_id("job"),
-            org_id=caller.org_id,
-            key_id=caller.key_id or None,  # a console session pays with no key
-            kind=spec.kind,
-            model=spec.model,
-            workflow=workflow,
-            webhook_url=webhook_url,
-            request_id=structlog.contextvars.get_contextvars().get("request_id"),
-            status="pending" if spec.kind == "video" else "processing",
-            input=shown,
-            credits_charged=price,
-            credits_refunded=0,
-            lease_owner=self.owner,
-            lease_expires_at=now + timedelta(seconds=self.settings.job_lease),
-            deadline_at=now + timedelta(seconds=lifetime),
-            created_at=now,
-            updated_at=now,
-        )
+        row: dict[str, Any] = {
+            "id": new_id("job"),
+            "org_id": caller.org_id,
+            "key_id": caller.key_id or None,  # a console session pays with no key
+            "kind": spec.kind,
+            "model": spec.model,
+            "workflow": workflow,
+            "webhook_url": webhook_url,
+            "request_id": structlog.contextvars.get_contextvars().get("request_id"),
+            "status": "pending" if spec.kind == "video" else "processing",
+            "input": shown,
+            "credits_charged": price,
+            "credits_refunded": 0,
+            "poll_count": 0,
+            "poll_failures": 0,
+            "lease_owner": self.owner,
+            "lease_expires_at": now + timedelta(seconds=self.settings.job_lease),
+            "deadline_at": now + timedelta(seconds=lifetime),
+            "created_at": now,
+            "updated_at": now,
+        }
+        job = Job(**row)  # what the caller goes on with; the row itself is written by a Core INSERT below
         plan = self.settings.plans.get(caller.plan) or self.settings.plans["default"]
         async with self.db.transaction() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
@@ -222,9 +227,7 @@ class JobService:
                     {"retryAfter": 5, "limits": {"type": "concurrent", "limit": plan.concurrent, "used": active}},
                     headers={"Retry-After": "5"},
                 )
-            session.add(job)
-            if inline:
-                await session.flush()  # the job's row first: the inputs' media rows refer to it
+            await session.execute(insert(Job).values(**row))
             for place, image in inline.items():
                 repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
         if self.finishing.metrics is not None:
