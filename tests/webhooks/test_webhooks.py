@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,12 @@ async def test_completed_video_is_delivered_signed(gateway_factory: Callable[...
         assert payload["data"]["status"] == "completed"
         assert payload["data"]["output"]["videoUrl"]
         assert delivery.headers["webhook-id"].startswith("msg_")
-        shown = (await gw.client.get(f"/api/v1/jobs/{job_id}/deliveries", headers=tenant.headers)).json()
+        # The receiver answers before the sender records the answer: wait for the record.
+        for _ in range(100):
+            shown = (await gw.client.get(f"/api/v1/jobs/{job_id}/deliveries", headers=tenant.headers)).json()
+            if shown["deliveries"][0]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.05)
         [row] = shown["deliveries"]
         assert (row["status"], row["attempts"], row["lastStatusCode"], row["event"]) == (
             "delivered",
