@@ -48,25 +48,9 @@ async def org_report(session: AsyncSession, org_id: str, since: datetime, *, cre
     net = charged - refunded
     upstream_usd = int(ticks or 0) / TICKS_PER_USD
     revenue_usd = net * credit_usd
-    per_model = (
-        await session.execute(
-            select(
-                Job.model,
-                func.count(),
-                func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0),
-                func.coalesce(func.sum(Job.cost_in_usd_ticks), 0),
-            )
-            .where(*recent)
-            .group_by(Job.model)
-            .order_by(Job.model)
-        )
-    ).all()
     return {
         "orgId": org_id,
-        "bySubModel": {
-            str(model): _earned(int(jobs), int(credits or 0), int(model_ticks or 0), credit_usd)
-            for model, jobs, credits, model_ticks in per_model
-        },
+        "bySubModel": await _by_sub_model(session, recent, credit_usd),
         "jobs": {"total": sum(by_status.values()), **{str(k): int(v) for k, v in by_status.items()}},
         "credits": {"charged": charged, "refunded": refunded, "net": net, "granted": int(moved.get("grant", 0))},
         "upstreamCostUsd": round(upstream_usd, 4),
@@ -134,19 +118,6 @@ async def business_report(
     ).all():
         days.setdefault(str(day), {})[str(kind)] = int(amount or 0)
     by_day = [_day_line(day, days[day], credit_usd) for day in sorted(days)]
-    per_model = (
-        await session.execute(
-            select(
-                Job.model,
-                func.count(),
-                func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0),
-                func.coalesce(func.sum(Job.cost_in_usd_ticks), 0),
-            )
-            .where(*jobs_in)
-            .group_by(Job.model)
-            .order_by(Job.model)
-        )
-    ).all()
     totals = _day_line("", {key: sum(line.get(key, 0) for line in days.values()) for key in _KEYS}, credit_usd)
     totals.pop("day")
     return {
@@ -156,10 +127,27 @@ async def business_report(
         "creditUsd": credit_usd,
         "totals": totals,
         "byDay": by_day,
-        "bySubModel": {
-            str(model): _earned(int(jobs), int(credits or 0), int(ticks or 0), credit_usd)
-            for model, jobs, credits, ticks in per_model
-        },
+        "bySubModel": await _by_sub_model(session, jobs_in, credit_usd),
+    }
+
+
+async def _by_sub_model(session: AsyncSession, conditions: list[Any], credit_usd: float) -> dict[str, Any]:
+    """Jobs, credits earned (net of refunds) and xAI's cost per sub-model, over the jobs `conditions` select: the
+    one place both reports read it, so a price rule that loses money shows the same way in each."""
+    rows = await session.execute(
+        select(
+            Job.model,
+            func.count(),
+            func.coalesce(func.sum(Job.credits_charged - Job.credits_refunded), 0),
+            func.coalesce(func.sum(Job.cost_in_usd_ticks), 0),
+        )
+        .where(*conditions)
+        .group_by(Job.model)
+        .order_by(Job.model)
+    )
+    return {
+        str(model): _earned(int(jobs), int(credits or 0), int(ticks or 0), credit_usd)
+        for model, jobs, credits, ticks in rows.all()
     }
 
 
