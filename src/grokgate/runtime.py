@@ -208,7 +208,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         yield services
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        await _finish_rounds(tasks, settings.shutdown_grace)
         if background:
             with contextlib.suppress(Exception):
                 await release_leases(db, owner)
@@ -216,3 +216,20 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         await ingestor.aclose()
         await upstream.aclose()
         await db.dispose()
+
+
+async def _finish_rounds(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Let each background loop end its round, for at most `grace` seconds, then cut the rest short.
+
+    A round cut short is safe to abandon: its work is leased rows, each step one transaction, so what it had not
+    committed is picked up again by this or another process (its leases are handed back just after). Bounded,
+    because an orchestrator's SIGKILL follows its own deadline and a hung webhook receiver must not hold a stop.
+    """
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if pending:
+        log.warning("runtime.rounds_cut_short", tasks=sorted(task.get_name() for task in pending))

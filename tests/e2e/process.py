@@ -58,8 +58,10 @@ class GatewayProcess:
     async def start(self) -> GatewayProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([GROKGATE, "serve"], env=self.env, stdout=log, stderr=log, cwd=self.cwd)
+        # A deadline, not a count of tries: on a loaded machine one health check alone can take a second.
+        deadline = asyncio.get_running_loop().time() + 60
         async with httpx.AsyncClient() as client:
-            for _ in range(300):
+            while asyncio.get_running_loop().time() < deadline:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"gateway exited early:\n{self.log_path.read_text()}")
                 try:

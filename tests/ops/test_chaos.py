@@ -56,6 +56,7 @@ async def test_chaos_nothing_is_lost(db_url: str, sandbox: Sandbox, tmp_path: Pa
             GROKGATE_WEBHOOK_ALLOW_PRIVATE="1",
             GROKGATE_WEBHOOK_RETRY_SCHEDULE="0.2s,0.5s,1s,1s,1s,1s",
             GROKGATE_DATA_DIR=str(tmp_path / "data"),
+            GROKGATE_SHUTDOWN_GRACE="5",
             # Rate limits counted in Redis, shared by both API processes, with room for the whole run.
             GROKGATE_REDIS_URL="redis://127.0.0.1:6379/0",
             GROKGATE_PLANS=json.dumps({"default": {"rpm": 10_000, "rph": 100_000, "rpd": 10**6, "concurrent": 1000}}),
@@ -140,7 +141,8 @@ async def test_chaos_nothing_is_lost(db_url: str, sandbox: Sandbox, tmp_path: Pa
                 api.stop()
             for proc in workers:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=20)
+            for proc in workers:
+                proc.wait(timeout=30)  # a worker's stop is bounded by GROKGATE_SHUTDOWN_GRACE
         statuses: dict[str, int] = {}
         for _, status in ended:
             statuses[status] = statuses.get(status, 0) + 1

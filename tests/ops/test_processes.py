@@ -4,6 +4,7 @@ shutdown, readiness, request ids, and the database going away under traffic."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import SANDBOX_KEY, Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env, run_cli
-from tests.support import BACKEND, make_tenant, wait_for, wait_job
+from tests.support import BACKEND, LiveServer, make_tenant, wait_for, wait_job
 
 pytestmark = pytest.mark.e2e
 
@@ -227,6 +228,66 @@ async def test_sigterm_finishes_in_flight_requests_then_exits(
         # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM is a clean exit here.
         assert await asyncio.to_thread(server.proc.wait, 15) in (0, -signal.SIGTERM)
         assert time.monotonic() - started < 10
+
+
+async def test_a_stopping_worker_cuts_a_hung_delivery_short_and_another_sends_it(
+    db_url: str, env: dict[str, str], tmp_path: Path, processes: list[Any]
+) -> None:
+    """SIGTERM ends a worker within GROKGATE_SHUTDOWN_GRACE even while a webhook receiver hangs (its delivery
+    timeout is far longer), and the cut-short delivery is handed back, so the next worker sends it at once."""
+    import subprocess
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    arrived: list[float] = []
+    release = asyncio.Event()
+
+    async def hook(request: Request) -> Response:
+        arrived.append(time.monotonic())
+        if len(arrived) == 1:
+            # The first receipt hangs far past the worker's grace (until the test is done with it).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(release.wait(), 60)
+        return Response(status_code=204)
+
+    settings = {
+        **env,
+        "GROKGATE_WEBHOOK_ALLOW_PRIVATE": "1",
+        "GROKGATE_WEBHOOK_TIMEOUT": "60",
+        "GROKGATE_SHUTDOWN_GRACE": "1",
+    }
+    tenant = await make_tenant(db_url)
+    async with LiveServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as receiver:
+        api = await GatewayProcess({**settings, "GROKGATE_RUN_POLLER": "false"}, tmp_path / "api.log").start()
+        processes.append(api)
+
+        def start_worker(name: str) -> subprocess.Popen[bytes]:
+            log = (tmp_path / f"{name}.log").open("ab")
+            worker = subprocess.Popen([GROKGATE, "worker"], env=settings, stdout=log, stderr=log)
+            processes.append(worker)
+            return worker
+
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            answer = await client.post(
+                "/api/v1/models/grok-imagine",
+                json={"prompt": "hooked", "model": "text-to-image", "webhookUrl": f"{receiver.url}/hook"},
+                headers=tenant.headers,
+            )
+            assert answer.status_code == 200, answer.text
+        first = start_worker("worker1")
+        await wait_for(lambda: arrived, timeout=60, what="the delivery to reach the receiver")
+        started = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 20) == 0, (tmp_path / "worker1.log").read_text()[-3000:]
+        assert time.monotonic() - started < 10  # the grace (1 s) plus the stop, not the 60 s delivery timeout
+        assert "runtime.rounds_cut_short" in (tmp_path / "worker1.log").read_text()
+        start_worker("worker2")
+        # Handed back: the next worker sends it as soon as it runs, not when a lease would have run out.
+        await wait_for(lambda: len(arrived) >= 2, timeout=60, what="the second worker to deliver")
+        release.set()
 
 
 async def test_readyz_and_request_ids(gateway: Gateway) -> None:
