@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import Gateway, Sandbox
 from tests.jobs.test_generate_errors import assert_error
 from tests.jobs.test_generate_flows import png_data_uri
-from tests.support import counts, wait_job
+from tests.support import assert_money_exact, counts, wait_job
 
 
 async def test_the_listing_shows_every_sub_model_without_xais_names(gateway: Gateway) -> None:
@@ -65,6 +65,24 @@ async def test_a_refused_request_of_n_images_refunds_exactly_what_it_charged(gat
     error = assert_error(made, 400, "UPSTREAM_REJECTED")
     job = (await gateway.client.get(f"/api/v1/jobs/{error['details']['jobId']}", headers=tenant.headers)).json()
     assert (job["creditsCharged"], job["creditsRefunded"]) == (24, 24)
+
+
+async def test_images_xai_withheld_are_refunded_and_the_rest_delivered(gateway: Gateway) -> None:
+    """Three images asked at 2k (36 credits), one withheld by xAI's moderation: two are delivered and the customer
+    pays what two would have cost (24), once, however the answer is asked for again."""
+    tenant = await gateway.tenant(credits=100)
+    body = {"prompt": "three [sandbox:withheld=1]", "model": "text-to-image", "n": 3, "resolution": "2k"}
+    made = await gateway.generate(tenant, body, headers={"Idempotency-Key": "withheld-1"})
+    assert made.status_code == 200, made.text
+    answer = made.json()
+    assert (answer["creditsCharged"], answer["creditsRefunded"], len(answer["resultUrls"])) == (36, 12, 2)
+    again = await gateway.generate(tenant, body, headers={"Idempotency-Key": "withheld-1"})
+    assert again.json() == answer
+    job = (await gateway.client.get(f"/api/v1/jobs/{answer['jobId']}", headers=tenant.headers)).json()
+    assert (job["status"], job["creditsCharged"], job["creditsRefunded"]) == ("completed", 36, 12)
+    shown = (await gateway.client.get("/api/v1/organization", headers=tenant.headers)).json()
+    assert shown["creditsRemaining"] == 100 - 24
+    await assert_money_exact(gateway.db_url)
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,8 @@ async def finish_in(
         for row in media_rows:
             ids.setdefault(row.role, []).append(row.id)
         values |= {"status": "completed", "output": states.stored_output(ids, decision.duration)}
+        if decision.refund:
+            values["credits_refunded"] = decision.refund
     else:
         values |= {
             "status": "cancelled" if isinstance(decision, states.Cancel) else "failed",
@@ -275,10 +277,11 @@ async def finish_in(
     for row in media_rows:
         row.org_id = job.org_id
         session.add(row)
-    if not isinstance(decision, states.Complete):
-        await ledger.refund(session, job.org_id, job_id, job.credits_charged, note=decision.code)
+    if job.credits_refunded:
+        note = "IMAGES_WITHHELD" if isinstance(decision, states.Complete) else decision.code
+        await ledger.refund(session, job.org_id, job_id, job.credits_refunded, note=note)
         if job.key_id is not None:
-            await caps.give_back(session, job.key_id, job.credits_charged, job.created_at)
+            await caps.give_back(session, job.key_id, job.credits_refunded, job.created_at)
     if job.webhook_url:
         outbox.enqueue(
             session,

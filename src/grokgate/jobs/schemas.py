@@ -249,6 +249,8 @@ class ImageCompleted(BaseModel):
     creditsCharged: int
     imageUrl: str
     resultUrls: list[str]
+    creditsRefunded: int | None = None
+    """Present when xAI withheld some of the `n` images asked for: their share of `creditsCharged`, given back."""
 
 
 class JobError(BaseModel):
@@ -288,7 +290,8 @@ class JobCreated(BaseModel):
 
 
 class JobView(BaseModel):
-    """`GET /api/v1/jobs/{jobId}`. `error` appears on failed jobs; `creditsRefunded` on failed and cancelled ones."""
+    """`GET /api/v1/jobs/{jobId}`. `error` appears on failed jobs; `creditsRefunded` on failed and cancelled ones,
+    and on completed image jobs whose withheld images were refunded."""
 
     id: str
     status: JobStatus

@@ -281,7 +281,11 @@ class JobService:
             finished = await repository.finish_in(
                 session,
                 job.id,
-                states.Complete(tuple(media), cost_in_usd_ticks=result.cost_in_usd_ticks),
+                states.Complete(
+                    tuple(media),
+                    cost_in_usd_ticks=result.cost_in_usd_ticks,
+                    refund=spec.undelivered(len(result.urls)),
+                ),
                 owner=self.owner,
                 finishing=self.finishing,
             )

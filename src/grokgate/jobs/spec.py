@@ -33,6 +33,8 @@ class GenerationSpec:
     quality: str | None = None
     n: int = 1
     price: int = 0
+    prices: tuple[int, ...] = ()
+    """For an image request, the price had 1, 2 .. n images been asked (the last is `price`)."""
     given: frozenset[str] = frozenset()
     """The fields the customer sent: only these (and the seed's duration default) are echoed back."""
 
@@ -40,6 +42,14 @@ class GenerationSpec:
         """A field's value if the customer sent it, else None: what is passed to xAI, whose defaults are the same
         as the catalogue's (the price is computed with the defaults filled in)."""
         return getattr(self, field) if field in self.given else None
+
+    def undelivered(self, delivered: int) -> int:
+        """Credits to give back when xAI delivered fewer images than asked (it withheld some by moderation): the
+        customer pays what asking for the delivered ones alone would have cost. Nothing delivered is a failure,
+        refunded whole elsewhere."""
+        if self.kind != "image" or not 0 < delivered < self.n or len(self.prices) != self.n:
+            return 0
+        return self.price - self.prices[delivered - 1]
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -136,13 +146,16 @@ def build_spec(body: GenerateRequest, *, max_image_url_bytes: int, catalogue: Ca
     n = (_check_number("n", body.n, rules["n"], model) if "n" in rules else None) or 1
     image_urls = tuple(body.image_urls or ())
     inputs = len(image_urls) + (body.image_url is not None)
-    price = credits_for(
-        entry,
-        seconds=duration if entry.kind == "video" else None,
-        images=n if entry.kind == "image" else 1,
-        resolution=resolution,
-        quality=quality,
-        inputs=inputs,
+    prices = tuple(
+        credits_for(
+            entry,
+            seconds=duration if entry.kind == "video" else None,
+            images=count,
+            resolution=resolution,
+            quality=quality,
+            inputs=inputs,
+        )
+        for count in (range(1, n + 1) if entry.kind == "image" else (1,))
     )
     given = frozenset(
         name for name in ("image_urls", "video_url", "resolution", "quality", "n") if getattr(body, name) is not None
@@ -161,7 +174,8 @@ def build_spec(body: GenerateRequest, *, max_image_url_bytes: int, catalogue: Ca
         resolution=resolution,
         quality=quality,
         n=n,
-        price=price,
+        price=prices[-1],
+        prices=prices if entry.kind == "image" else (),
         given=given,
     )
 

@@ -38,6 +38,8 @@ class Complete:
     media: tuple[StoredMedia, ...]
     duration: float | int | None = None
     cost_in_usd_ticks: int | None = None
+    refund: int = 0
+    """Credits given back for what was asked but not delivered (images xAI withheld), in the same transaction."""
 
 
 @dataclass(frozen=True)

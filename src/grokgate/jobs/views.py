@@ -43,7 +43,7 @@ def present(job: Job, links: MediaLinks) -> JobView:
     )
     if job.status == "failed":
         view.error = JobError(code=job.error_code or "FAILED", message=job.error_message or "")
-    if job.status in ("failed", "cancelled"):
+    if job.status in ("failed", "cancelled") or job.credits_refunded:  # a completed job refunds withheld images
         view.creditsRefunded = job.credits_refunded
     if job.progress is not None and job.status == "processing":
         view.progress = job.progress
@@ -58,7 +58,7 @@ def image_answer(job: Job, links: MediaLinks) -> dict[str, Any]:
     """The seed's 200 for an image."""
     output = links.render(job.output)
     assert output is not None
-    return {
+    answer = {
         "jobId": job.id,
         "status": "completed",
         "message": IMAGE_MESSAGE,
@@ -66,6 +66,9 @@ def image_answer(job: Job, links: MediaLinks) -> dict[str, Any]:
         "imageUrl": output["imageUrl"],
         "resultUrls": output["resultUrls"],
     }
+    if job.credits_refunded:  # some of the images asked for were withheld: their share came back
+        answer["creditsRefunded"] = job.credits_refunded
+    return answer
 
 
 def video_answer(job: Job, links: MediaLinks, *, waited: bool = False) -> dict[str, Any]:

@@ -109,6 +109,10 @@ async def _submit_gate(state: SandboxState, scenario: Scenario, prompt: str | No
     return None
 
 
+WITHHELD_ITEM = {"mime_type": "image/png", "revised_prompt": "", "respect_moderation": False}
+"""An image xAI made but its moderation withheld: no URL, no bytes."""
+
+
 def _odd_image_answer(scenario: Scenario, n: int, cost_ticks: int) -> JSONResponse | None:
     """The 200 answers to an image submit that hold no usable image, which a gateway must not bill as a result."""
     usage = {"cost_in_usd_ticks": cost_ticks}
@@ -116,9 +120,8 @@ def _odd_image_answer(scenario: Scenario, n: int, cost_ticks: int) -> JSONRespon
         return JSONResponse({"data": [], "usage": usage})
     if scenario.nourl:
         return JSONResponse({"data": [{"mime_type": "image/png", "revised_prompt": ""}] * n, "usage": usage})
-    if scenario.withheld:
-        item = {"mime_type": "image/png", "revised_prompt": "", "respect_moderation": False}
-        return JSONResponse({"data": [item] * n, "usage": usage})
+    if scenario.withheld >= n:
+        return JSONResponse({"data": [WITHHELD_ITEM] * n, "usage": usage})
     return None
 
 
@@ -305,6 +308,9 @@ def create_sandbox_app(
             like = inputs.image_size(data) if data is not None else None
         items = []
         for index in range(n):
+            if index >= n - scenario.withheld:
+                items.append(WITHHELD_ITEM)
+                continue
             png = await asyncio.to_thread(
                 render.render_png, body.prompt, body.aspect_ratio, resolution=body.resolution, index=index, like=like
             )

@@ -23,7 +23,7 @@ Write `[sandbox:NAME]` or `[sandbox:NAME=VALUE]` anywhere in a prompt:
 | `notjson`         | an image or video submit answers 200 with an HTML page, not JSON                    |
 | `emptydata`       | an image submit answers 200 `{"data": [], "usage": ...}`                            |
 | `nourl`           | an image submit answers 200 with items that have neither `url` nor `b64_json`       |
-| `withheld`        | image items come with `respect_moderation: false` and no URL (moderated)            |
+| `withheld=N`      | the last N image items (all, without N) have `respect_moderation: false`, no URL    |
 | `nostatus`        | a finished video's poll answers 200 with `video` and `model` but no `status`        |
 | `moderatedcost=N` | submit answers 400, a moderation refusal that carries `usage.cost_in_usd_ticks` (*) |
 | `polljunk`        | every poll of the video answers 200 with an HTML page, not JSON                     |
@@ -37,6 +37,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+ALL = 1_000_000
+"""`withheld` without a count: every item."""
 _MARKER = re.compile(r"\[sandbox:([a-z0-9]+)(?:=([0-9.]+))?\]")
 
 
@@ -61,7 +63,8 @@ class Scenario:
     notjson: bool = False
     emptydata: bool = False
     nourl: bool = False
-    withheld: bool = False
+    withheld: int = 0
+    """How many of an image answer's items are withheld, counted from the last."""
     nostatus: bool = False
     moderatedcost: int = 0
     polljunk: bool = False
@@ -70,7 +73,9 @@ class Scenario:
 def parse(prompt: str | None) -> Scenario:
     values: dict[str, object] = {}
     for name, raw in _MARKER.findall(prompt or ""):
-        if name in ("ratelimit", "unavailable", "pollerror", "moderatedcost"):
+        if name == "withheld":
+            values[name] = int(float(raw)) if raw else ALL
+        elif name in ("ratelimit", "unavailable", "pollerror", "moderatedcost"):
             values[name] = int(float(raw or 1))
         elif name in ("hang", "delay", "slowmedia"):
             values[name] = float(raw or 0)
