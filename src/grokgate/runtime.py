@@ -21,6 +21,7 @@ from grokgate.background import run_rounds
 from grokgate.config import Settings
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
+from grokgate.housekeeping import purge
 from grokgate.idempotency.service import Idempotency
 from grokgate.jobs import repository
 from grokgate.jobs.models import Job
@@ -180,6 +181,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
 
         async def sweep() -> int:
             await sweep_expired(db, media_store)
+            await purge(db)
             return 0
 
         submitter = Submitter(

@@ -218,6 +218,31 @@ async def test_idempotent_failure_is_replayed_not_retried(gateway: Gateway, sand
     assert len(await sandbox.requests("/v1/images/generations")) == 1
 
 
+async def test_a_refusal_for_want_of_credits_is_not_replayed_after_a_top_up(gateway: Gateway, sandbox: Sandbox) -> None:
+    """402 took nothing and ran nothing: after a top-up the same request with the same key runs, once."""
+    from grokgate.billing import ledger
+    from grokgate.db.engine import Database
+
+    tenant = await gateway.tenant(credits=4)
+    headers = {**tenant.headers, "Idempotency-Key": "poor-1"}
+    body = {"prompt": "wanted", "model": "text-to-image"}
+    refused = await gateway.generate(tenant, body, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (402, "INSUFFICIENT_CREDITS")
+    db = Database(gateway.db_url)
+    try:
+        async with db.transaction() as session:
+            await ledger.grant(session, tenant.org_id, 10, "top-up")
+    finally:
+        await db.dispose()
+    made = await gateway.generate(tenant, body, headers=headers)
+    assert made.status_code == 200, made.text
+    again = await gateway.generate(tenant, body, headers=headers)
+    assert (again.json(), again.headers["idempotent-replayed"]) == (made.json(), "true")
+    assert len(await sandbox.requests("/v1/images/generations")) == 1
+    shown = (await gateway.client.get("/api/v1/organization", headers=tenant.headers)).json()
+    assert shown["creditsRemaining"] == 14 - 8
+
+
 async def test_bad_idempotency_keys_are_400(gateway: Gateway) -> None:
     tenant = await gateway.tenant()
     response = await gateway.generate(

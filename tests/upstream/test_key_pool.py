@@ -44,8 +44,9 @@ class Setup:
             entries = (await client.get(f"{self.sandbox.url}/_sandbox/requests")).json()["requests"]
         return [entry for entry in entries if part in entry["path"]]
 
-    async def post(self, tenant: Tenant, body: dict[str, Any]) -> httpx.Response:
-        return await self.client.post("/api/v1/models/grok-imagine", json=body, headers=tenant.headers)
+    async def post(self, tenant: Tenant, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+        headers = {**tenant.headers, **({"Idempotency-Key": key} if key else {})}
+        return await self.client.post("/api/v1/models/grok-imagine", json=body, headers=headers)
 
     async def jobs(self) -> list[Job]:
         db = Database(self.db_url)
@@ -223,7 +224,8 @@ async def test_images_wait_their_turn_then_answer_busy_refunded(db_url: str, tmp
     Retry-After and get their credits back; xAI never sees more than the pace."""
     async with pool_setup(db_url, tmp_path, keys=(KEY_A,), rps=2, image_queue_wait=1.5) as setup:
         tenant = await make_tenant(db_url, 1000)
-        answers = await asyncio.gather(*(setup.post(tenant, {**IMAGE, "prompt": f"i{i}"}) for i in range(10)))
+        bodies = [{**IMAGE, "prompt": f"i{i}"} for i in range(10)]
+        answers = await asyncio.gather(*(setup.post(tenant, body, key=f"burst-{i}") for i, body in enumerate(bodies)))
         codes = sorted(r.status_code for r in answers)
         served = codes.count(200)
         assert 2 <= served <= 5, codes
@@ -235,6 +237,13 @@ async def test_images_wait_their_turn_then_answer_busy_refunded(db_url: str, tmp
         assert balance.json()["creditsRemaining"] == 1000 - 8 * served
         submits = await setup.journal("/v1/images/")
         assert len(submits) == served
+        # A busy answer is not kept under its Idempotency-Key: the client's retry, as told, runs and is charged once.
+        index = next(i for i, r in enumerate(answers) if r.status_code == 503)
+        retried = await setup.post(tenant, bodies[index], key=f"burst-{index}")
+        assert retried.status_code == 200, retried.text
+        assert "idempotent-replayed" not in retried.headers
+        balance = await setup.client.get("/api/v1/organization", headers=tenant.headers)
+        assert balance.json()["creditsRemaining"] == 1000 - 8 * (served + 1)
         assert not [entry for entry in submits if entry.get("status") == 429]
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.accounts import csrf
@@ -67,3 +67,17 @@ async def revoke_all(session: AsyncSession, kind: str, subject_id: str, *, keep:
     if keep is not None:
         conditions.append(AuthSession.id != token_hash(keep))
     await session.execute(update(AuthSession).where(*conditions).values(revoked_at=utcnow()))
+
+
+async def purge_ended(session: AsyncSession, now: datetime, *, limit: int) -> int:
+    """Delete up to `limit` sessions that can never sign anyone in again (expired or revoked): `find` refuses
+    them already, and the table would otherwise keep one row per sign-in forever."""
+    doomed = (
+        select(AuthSession.id)
+        .where(or_(AuthSession.expires_at < now, AuthSession.revoked_at.is_not(None)))
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(AuthSession).where(AuthSession.id.in_(doomed)).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -22,4 +22,5 @@ class IdempotencyRecord(Base):
     """None while the first request is still running."""
     response_body: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    """24 h after the first request; the sweeper deletes the row some time after."""

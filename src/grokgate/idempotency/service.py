@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
@@ -159,12 +160,35 @@ class Idempotency:
             return answer
         async with self.db.transaction() as session:
             record = await session.get(IdempotencyRecord, (org_id, key))
-            if record is not None and answer.status == 429:
-                await session.delete(record)  # refused before it ran: a later retry with this key may run it
+            if record is not None and not kept(answer.status):
+                await session.delete(record)  # nothing stands: a later retry with this key may run it
             elif record is not None:
                 record.status_code = answer.status
                 record.response_body = answer.body
         return answer
+
+
+async def purge_expired(session: AsyncSession, now: datetime, *, limit: int) -> int:
+    """Delete up to `limit` records whose 24 h are over (a key may be reused then, so nothing reads them again);
+    without this the table, answers and all, grows by one row per keyed request forever."""
+    doomed = (
+        select(IdempotencyRecord.org_id, IdempotencyRecord.key).where(IdempotencyRecord.expires_at < now).limit(limit)
+    )
+    result = await session.execute(
+        delete(IdempotencyRecord)
+        .where(tuple_(IdempotencyRecord.org_id, IdempotencyRecord.key).in_(doomed))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def kept(status: int) -> bool:
+    """Whether an answer is kept for replay under its key. Not kept: answers that leave nothing standing and ask
+    the client to come back: 429 and 503 (try later, `Retry-After`; a job opened for it was ended and refunded before
+    the answer), 402 and 403 (no credits, a spend cap, a suspension: refused before anything ran). Replaying those
+    would refuse the same request after a top-up, or for a day after xAI had room again. Everything else is kept,
+    refusals by xAI included: the same request would be refused (and billed by xAI) again."""
+    return status not in (402, 403, 429, 503)
 
 
 def _code(body: Any) -> object:
