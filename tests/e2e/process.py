@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -42,8 +43,35 @@ def gateway_env(db_url: str, sandbox_url: str, **overrides: Any) -> dict[str, st
     )
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GROKGATE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`grokgate ARGS` with exactly `env` as its environment. In this process by default (typer's runner: the
+    command's code, its output and exit status, without paying an interpreter start and the imports each time);
+    `process=True` (or a `cwd`) runs the installed script as its own process, for what only a process shows."""
+    if process or cwd is not None:
+        return subprocess.run([GROKGATE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # called from a coroutine: the command's own asyncio.run needs a thread without a loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(run_cli, *args, env=env).result()
+    from typer.testing import CliRunner
+
+    from grokgate.cli import app
+    from grokgate.cli.common import CliError
+
+    changes: dict[str, str | None] = {key: None for key in os.environ if key not in env}
+    changes.update({key: value for key, value in env.items() if os.environ.get(key) != value})
+    result = CliRunner().invoke(app, list(args), env=changes)
+    code, stderr = result.exit_code, result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        if not isinstance(result.exception, CliError):
+            raise result.exception  # a bug, not an answer: show its traceback
+        code, stderr = 1, f"{stderr}grokgate: {result.exception}\n"  # as `grokgate.cli.main` prints it
+    return subprocess.CompletedProcess([GROKGATE, *args], code, result.stdout, stderr)
 
 
 class GatewayProcess:

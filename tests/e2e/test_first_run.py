@@ -23,7 +23,7 @@ async def test_demo_then_image_and_video_from_the_mounted_sandbox(tmp_path: Path
         GROKGATE_POLL_INTERVAL="0.1",
         GROKGATE_SANDBOX_VIDEO_SECONDS="0.3",
     )
-    demo = run_cli("demo", "--json", env=env)
+    demo = run_cli("demo", "--json", env=env, process=True)
     assert demo.returncode == 0, demo.stderr
     created = json.loads(demo.stdout)
     assert created["created"] is True

@@ -8,12 +8,13 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Sandbox
+from tests.conftest import Gateway, Sandbox
 from tests.e2e.process import GROKGATE, GatewayProcess, gateway_env
 from tests.support import free_port, make_images, make_tenant, wait_for
 
@@ -56,46 +57,35 @@ def _credits_charged(text: str) -> float | None:
     return None
 
 
-@pytest.mark.e2e
-async def test_metrics_are_not_public_on_the_api_port_by_default(db_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
-    tenant = await make_tenant(db_url)
-    env = gateway_env(db_url, sandbox.url, GROKGATE_DATA_DIR=str(tmp_path / "data"))
-    server = await GatewayProcess(env, tmp_path / "gateway.log").start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            assert await make_images(client, tenant, 1) == [200]
-            for headers in ({}, tenant.headers, {"Authorization": "Bearer anything"}):
+async def test_metrics_are_not_public_on_the_api_port_by_default(gateway: Gateway) -> None:
+    tenant = await gateway.tenant()
+    client = gateway.client
+    assert await make_images(client, tenant, 1) == [200]
+    for headers in ({}, tenant.headers, {"Authorization": "Bearer anything"}):
+        response = await client.get("/metrics", headers=headers)
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
+        assert "grokgate_credits_total" not in response.text
+    assert "/metrics" not in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_metrics_on_the_api_port_need_the_token(gateway_factory: Callable[..., Any]) -> None:
+    async with gateway_factory(metrics_token="s3cret") as gateway:
+        tenant = await gateway.tenant()
+        client = gateway.client
+        assert await make_images(client, tenant, 1) == [200]
+        refusals = {
+            "MISSING_AUTH": [{}, {"Authorization": "Basic czNjcmV0"}],
+            "KEY_NOT_FOUND": [{"Authorization": "Bearer s3cre"}, tenant.headers],
+        }
+        for code, attempts in refusals.items():
+            for headers in attempts:
                 response = await client.get("/metrics", headers=headers)
-                assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
-                assert "grokgate_credits_total" not in response.text
-            assert "/metrics" not in (await client.get("/openapi.json")).json()["paths"]
-    finally:
-        server.stop()
-
-
-@pytest.mark.e2e
-async def test_metrics_on_the_api_port_need_the_token(db_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
-    tenant = await make_tenant(db_url)
-    env = gateway_env(db_url, sandbox.url, GROKGATE_DATA_DIR=str(tmp_path / "data"), GROKGATE_METRICS_TOKEN="s3cret")
-    server = await GatewayProcess(env, tmp_path / "gateway.log").start()
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            assert await make_images(client, tenant, 1) == [200]
-            refusals = {
-                "MISSING_AUTH": [{}, {"Authorization": "Basic czNjcmV0"}],
-                "KEY_NOT_FOUND": [{"Authorization": "Bearer s3cre"}, tenant.headers],
-            }
-            for code, attempts in refusals.items():
-                for headers in attempts:
-                    response = await client.get("/metrics", headers=headers)
-                    assert (response.status_code, response.json()["code"]) == (401, code), headers
-                    assert set(response.json()) == {"error", "code", "details"}
-            scraped = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
-            assert scraped.status_code == 200
-            assert _credits_charged(scraped.text) == 8
-            assert "401" in (await client.get("/openapi.json")).json()["paths"]["/metrics"]["get"]["responses"]
-    finally:
-        server.stop()
+                assert (response.status_code, response.json()["code"]) == (401, code), headers
+                assert set(response.json()) == {"error", "code", "details"}
+        scraped = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert scraped.status_code == 200
+        assert _credits_charged(scraped.text) == 8
+        assert "401" in (await client.get("/openapi.json")).json()["paths"]["/metrics"]["get"]["responses"]
 
 
 async def _scrape_until(url: str, check: Callable[[str], bool]) -> str:

@@ -34,7 +34,7 @@ CHECKS = [
     response_headers_conformance,
 ]
 FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"}
-EXAMPLES = int(os.environ.get("GROKGATE_CONTRACT_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("GROKGATE_CONTRACT_EXAMPLES", "30"))
 ADMIN_EXAMPLES = max(1, EXAMPLES * 2 // 5)
 """The admin operations are many and simple (database reads and writes, no upstream): fewer examples each."""
 EXPLORE = os.environ.get("GROKGATE_CONTRACT_EXPLORE") == "1"

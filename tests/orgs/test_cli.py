@@ -22,8 +22,8 @@ def ok(*args: str, env: dict[str, str]) -> dict[str, object]:
     return payload
 
 
-def fails(*args: str, env: dict[str, str]) -> str:
-    result = run_cli(*args, env=env)
+def fails(*args: str, env: dict[str, str], process: bool = False) -> str:
+    result = run_cli(*args, env=env, process=process)
     assert result.returncode != 0
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -47,11 +47,12 @@ def test_org_key_credits_balance_revoke(env: dict[str, str]) -> None:
 
 
 def test_errors_are_one_line_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
-    assert "not found" in fails("admin", "balance", "--org", "org_missing", env=env)
+    # As processes, where a traceback would show: an answer the command refuses, and a configuration it refuses.
+    assert "not found" in fails("admin", "balance", "--org", "org_missing", env=env, process=True)
     assert "not found" in fails("admin", "add-credits", "--org", "org_missing", "--credits", "5", env=env)
     assert "not found" in fails("admin", "revoke-key", "--key-id", "key_missing", env=env)
     org = ok("admin", "create-org", "--name", "Zero", env=env)
     assert "positive" in fails("admin", "add-credits", "--org", str(org["id"]), "--credits", "-5", env=env)
     assert "negative" in fails("admin", "create-org", "--name", "Neg", "--credits", "-1", env=env)
     bad = {**env, "GROKGATE_PRICES": '{"text-to-music": 3}'}
-    assert "configuration" in fails("admin", "create-org", "--name", "X", env=bad)
+    assert "configuration" in fails("admin", "create-org", "--name", "X", env=bad, process=True)
