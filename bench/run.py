@@ -83,8 +83,13 @@ class Process:
         return psutil.Process(self.proc.pid)
 
     def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        """This process's CPU and its live children's (`serve --workers N` answers from its children)."""
+        total = 0.0
+        for proc in [self.ps, *self.ps.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
 
     def sample_rss(self) -> int:
         rss = int(self.ps.memory_info().rss)
@@ -186,10 +191,17 @@ def metric(url: str, name: str) -> float:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, workdir: Path) -> None:
+    def __init__(self, sizes: Sizes, workdir: Path, *, workers: int = 1, same_image: bool = False) -> None:
         self.sizes = sizes
         self.workdir = workdir
+        self.workers = workers
+        """`grokgate serve --workers N` for the gateway (1: one process)."""
+        self.same_image = same_image
+        """The sandbox hands out one cached PNG (one stored object) instead of distinct images."""
         self.results: dict[str, Any] = {}
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.sizes.__dict__, "workers": self.workers, "distinct_images": not self.same_image}
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GROKGATE_", "XAI_"))}
@@ -225,6 +237,7 @@ class Bench:
             str(video_delay[0]),
             "--video-delay-max",
             str(video_delay[1]),
+            *(["--same-image"] if self.same_image else []),
         ]
         return start("sandbox", args, self.env(), port, self.workdir, ready="/_sandbox/videos")
 
@@ -280,7 +293,8 @@ class Bench:
         )["key"]
         port = free_port()
         env["GROKGATE_PORT"] = str(port)
-        return start("gateway", [*cli, "serve"], env, port, self.workdir), key
+        serve = [*cli, "serve", *(["--workers", str(self.workers)] if self.workers > 1 else [])]
+        return start("gateway", serve, env, port, self.workdir), key
 
     @contextmanager
     def served(
@@ -706,21 +720,39 @@ def held_summary(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def alone(sizes: Sizes, backends: list[str], scenario: str, out: Path) -> None:
-    """One scenario on each database, written like a full run with the summary of what it measured."""
-    with tempfile.TemporaryDirectory(prefix="grokgate-bench-") as folder:
-        bench = Bench(sizes, Path(folder))
-        results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": sizes.__dict__}
-        results["only"] = scenario
-        results["backends"] = {}
-        for backend in backends:
+def image_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The image path's figures of each database that ran it, for the summary: the CPU per image at c16 and the
+    fraction of the Little's-law bound held on the slow upstream."""
+    summary: dict[str, Any] = {}
+    for backend, scenarios in results["backends"].items():
+        if "image_path" in scenarios:
+            summary[f"gateway_cpu_ms_per_image_{backend}"] = scenarios["image_path"]["c16"][
+                "gateway_cpu_ms_per_request"
+            ]
+            summary[f"image_rps_c16_{backend}"] = scenarios["image_path"]["c16"]["rps"]
+        if "slow_upstream" in scenarios:
+            summary[f"slow_upstream_bound_fraction_{backend}"] = scenarios["slow_upstream"]["bound_fraction"]
+            summary[f"slow_upstream_errors_{backend}"] = scenarios["slow_upstream"]["errors"]
+    return summary
+
+
+def alone(bench: Bench, backends: list[str], scenarios: list[str], out: Path) -> None:
+    """Some scenarios on each database, written like a full run with the summary of what they measured."""
+    sizes = bench.sizes
+    results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": bench.settings()}
+    results["only"] = scenarios
+    results["backends"] = {}
+    for backend in backends:
+        results["backends"][backend] = {}
+        for scenario in scenarios:
             if scenario == "videos":
                 measured: Any = {f"{n}_in_flight": bench.videos(backend, n) for n in (sizes.videos_small,)}
             else:
                 measured = getattr(bench, scenario)(backend)
-            results["backends"][backend] = {scenario: measured}
-    results["summary"] = {"size": sizes.name, "scaled_down": sizes.name != "full", "only": scenario}
-    results["summary"] |= held_summary(results)
+            results["backends"][backend][scenario] = measured
+    results["summary"] = {"size": sizes.name, "scaled_down": sizes.name != "full", "only": scenarios}
+    results["summary"] |= image_summary(results) | held_summary(results)
+    scenario = "+".join(scenarios)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{scenario}.json"
     path.write_text(json.dumps(results, indent=2))
@@ -735,18 +767,27 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="smoke-test size (seconds)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--only", choices=SCENARIOS, help="run this one scenario alone (no floor, no full summary)")
+    parser.add_argument(
+        "--only", help=f"run these scenarios alone, comma-separated ({', '.join(SCENARIOS)}): no floor, no full summary"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="run the gateway as `grokgate serve --workers N`")
+    parser.add_argument(
+        "--same-image", action="store_true", help="the sandbox hands out one cached PNG, not distinct images"
+    )
     args = parser.parse_args()
-    if shutil.which("hey") is None and args.only not in ("held_clients", "ledger"):  # these two need no hey
+    only = [name for name in (args.only or "").split(",") if name]
+    if unknown := set(only) - set(SCENARIOS):
+        parser.error(f"--only: no scenario {', '.join(sorted(unknown))} (there are {', '.join(SCENARIOS)})")
+    if shutil.which("hey") is None and not set(only) <= {"held_clients", "ledger"}:  # these two need no hey
         sys.exit("bench: the load generator `hey` is missing (apt-get install hey)")
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     backends = [b for b in args.backends.split(",") if b]
-    if args.only:
-        alone(sizes, backends, args.only, Path(args.out))
-        return
     with tempfile.TemporaryDirectory(prefix="grokgate-bench-") as folder:
-        bench = Bench(sizes, Path(folder))
-        results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": sizes.__dict__}
+        bench = Bench(sizes, Path(folder), workers=args.workers, same_image=args.same_image)
+        if only:
+            alone(bench, backends, only, Path(args.out))
+            return
+        results: dict[str, Any] = {"size": sizes.name, "machine": machine(), "settings": bench.settings()}
         results["floor"] = bench.floor()
         results["upstream_alone"] = bench.upstream_alone()
         results["backends"] = {}
@@ -776,6 +817,7 @@ def main() -> None:
             first["image_path"]["c16"]["p99_ms"] - results["upstream_alone"]["p99_ms"], 2
         ),
         "slow_upstream_bound_fraction_sqlite": first["slow_upstream"]["bound_fraction"],
+        **image_summary(results),
         "ledger_balance_equals_sum": all(
             b["ledger"]["balance_equals_ledger_sum"] for b in results["backends"].values()
         ),

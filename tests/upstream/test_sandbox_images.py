@@ -133,3 +133,28 @@ async def test_edits_take_up_to_three_sources_and_bill_each() -> None:
         )
         assert bad.status_code == 400
         assert "decoded" in bad.json()["error"]
+
+
+@pytest.mark.parametrize("response_format", ["url", "b64_json"])
+async def test_benchmark_mode_hands_out_distinct_valid_images(response_format: str) -> None:
+    """The benchmark's images are one pre-rendered picture marked apart: each a valid PNG of other bytes (so
+    every image is a new stored object for the gateway), unless `same_image` asks for the one cached PNG."""
+    from grokgate.upstream.sandbox.app import BenchMode
+
+    body = {"prompt": "bench", "n": 2, "response_format": response_format}
+    async with sandbox_client(bench=BenchMode()) as client:
+        answers = [await client.post("/v1/images/generations", json=body) for _ in range(2)]
+        sizes = [await image_sizes(client, answer) for answer in answers]
+        assert all(len(size) == 2 for size in sizes), sizes  # Pillow opened all four
+        payloads = []
+        for answer in answers:
+            for item in answer.json()["data"]:
+                if "b64_json" in item:
+                    payloads.append(base64.b64decode(item["b64_json"]))
+                else:
+                    payloads.append((await client.get(item["url"])).content)
+        assert len({hashlib.sha256(data).hexdigest() for data in payloads}) == 4
+    async with sandbox_client(bench=BenchMode(same_image=True)) as client:
+        urls = [(await client.post("/v1/images/generations", json=body)).json()["data"][0]["url"] for _ in range(2)]
+        contents = {(await client.get(url)).content for url in urls}
+        assert len(contents) == 1

@@ -208,6 +208,9 @@ def sandbox(
     ] = False,
     bench: Annotated[bool, typer.Option("--bench", help="Benchmark mode: pre-rendered media, no journal.")] = False,
     image_delay: Annotated[float, typer.Option(help="Benchmark mode: seconds before an image answer.")] = 0.0,
+    same_image: Annotated[
+        bool, typer.Option("--same-image", help="Benchmark mode: one cached PNG for all (not distinct images).")
+    ] = False,
     video_delay_min: Annotated[float, typer.Option(help="Benchmark mode: shortest video render.")] = 1.0,
     video_delay_max: Annotated[float, typer.Option(help="Benchmark mode: longest video render.")] = 1.0,
     image_rps: Annotated[int | None, typer.Option(help="Image requests per second per key, as xAI's 5 (off).")] = None,
@@ -218,7 +221,7 @@ def sandbox(
 
     from grokgate.upstream.sandbox.app import BenchMode, create_sandbox_app
 
-    mode = BenchMode(image_delay, (video_delay_min, video_delay_max)) if bench else None
+    mode = BenchMode(image_delay, (video_delay_min, video_delay_max), same_image) if bench else None
     app_ = create_sandbox_app(
         api_key=api_key,
         video_seconds=video_seconds,

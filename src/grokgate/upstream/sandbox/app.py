@@ -60,6 +60,8 @@ class BenchMode:
 
     image_delay: float = 0.0
     video_delay: tuple[float, float] = (1.0, 1.0)
+    same_image: bool = False
+    """Hand every request the one pre-rendered PNG (one stored object in all) instead of distinct bytes each."""
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -235,6 +237,25 @@ def create_sandbox_app(
         state.linked(name, expires)
         return f"{request.url_for('sandbox_media', name=name)}?{signing.sign(file_secret, name, expires)}"
 
+    def bench_images(request: Request, body: ImageBody, n: int) -> list[dict[str, Any]]:
+        """Benchmark answers: the pre-rendered PNG, marked apart per image unless `same_image`, inline or linked
+        as asked (a linked one is kept like any other result, and pruned like one)."""
+        assert bench is not None
+        if bench.same_image:
+            return [{"url": media_url(request, "bench.png"), "mime_type": "image/png", "revised_prompt": ""}]
+        base = state.file("bench.png")
+        assert base is not None
+        items: list[dict[str, Any]] = []
+        for _ in range(n):
+            token = uuid.uuid4().hex
+            png = render.marked_png(base.data, token.encode())
+            if body.response_format == "b64_json":
+                items.append({"b64_json": base64.b64encode(png).decode(), "mime_type": "image/png"})
+            else:
+                state.keep(f"bench-{token}.png", png, "image/png", Scenario())
+                items.append({"url": media_url(request, f"bench-{token}.png"), "mime_type": "image/png"})
+        return items
+
     def own_file(url: str) -> bytes | None:
         """The bytes behind one of this sandbox's own signed links, read without a request to itself."""
         parts = urlsplit(url)
@@ -299,9 +320,7 @@ def create_sandbox_app(
         if bench is not None:
             if bench.image_delay:
                 await asyncio.sleep(bench.image_delay)
-            url = media_url(request, "bench.png")
-            item = {"url": url, "mime_type": "image/png", "revised_prompt": ""}
-            return JSONResponse({"data": [item], "usage": {"cost_in_usd_ticks": cost}})
+            return JSONResponse({"data": bench_images(request, body, n), "usage": {"cost_in_usd_ticks": cost}})
         like = None
         if is_edit and len(sources) == 1:  # a single-image edit keeps its input's shape, when it can be read
             data = await input_bytes(sources[0].url, fetch=False)
