@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.skipif(BACKEND != "sqlite", reason="runs once per suite, in the SQLite pass")
 def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--backends", "sqlite", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench.run", "--tiny", "--backends", "sqlite", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=280,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [path] = tmp_path.glob("*.json")

@@ -93,7 +93,13 @@ async def test_fails_twice_then_accepts_once_across_a_restart(gateway_factory: C
         # The first server is gone; the outbox row is not.
         async with gateway_factory(**fast(webhook_retry_schedule="0.3s,0.3s,0.3s")) as second:
             await wait_for(lambda: len(receiver.accepted) == 1, what="the successful delivery")
-            shown = (await second.client.get(f"/api/v1/jobs/{job_id}/deliveries", headers=tenant.headers)).json()
+
+            async def recorded() -> Any:
+                """The sender writes the receiver's 204 down just after the receiver has answered it."""
+                shown = (await second.client.get(f"/api/v1/jobs/{job_id}/deliveries", headers=tenant.headers)).json()
+                return shown if shown["deliveries"][0]["status"] == "delivered" else None
+
+            shown = await wait_for(recorded, what="the delivery to be recorded")
     assert [item.answered for item in receiver.received] == [500, 500, 204]
     assert len({item.headers["webhook-id"] for item in receiver.received}) == 1
     secret = await secret_of(second.db_url, tenant.org_id)
