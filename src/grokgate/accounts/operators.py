@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.accounts import passwords, sessions
 from grokgate.accounts.models import Operator
-from grokgate.accounts.service import normalise_email
+from grokgate.accounts.service import checked_password, normalise_email
 from grokgate.db.base import new_id
 from grokgate.errors import ApiError
 
@@ -47,18 +47,8 @@ async def create_operator(session: AsyncSession, email: str, password: str) -> O
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> Operator | None:
-    """The operator whose email and password these are, or None; as slow for an unknown email as a known one."""
-    try:
-        email = normalise_email(email)
-    except ApiError:
-        email = ""
-    row = await by_email(session, email) if email else None
-    if not await passwords.verify_password(row.password_hash if row else None, password):
-        return None
-    assert row is not None
-    if passwords.needs_rehash(row.password_hash):
-        row.password_hash = await passwords.hash_password(password)
-    return row
+    """The operator whose email and password these are, or None."""
+    return await checked_password(lambda found: by_email(session, found), email, password)
 
 
 async def sign_in(session: AsyncSession, operator: Operator, *, ttl: timedelta) -> str:

@@ -43,25 +43,26 @@ def _absorb(chunks: list[bytes], digest: Any, handle: BinaryIO) -> None:
         handle.write(chunk)
 
 
-def _write_data_uri(url: str, target: Path, most: int) -> tuple[str, int]:
+def _decoded(url: str, most: int) -> bytes:
+    """An inline result's bytes, refused when they are not base64 or more than `most`."""
     try:
         data = base64.b64decode(url.partition(",")[2])
     except (binascii.Error, ValueError) as exc:
         raise MediaRejected(f"the inline result is not valid base64: {exc}") from exc
     if len(data) > most:
         raise MediaRejected(f"the result is larger than {most} bytes")
+    return data
+
+
+def _write_data_uri(url: str, target: Path, most: int) -> tuple[str, int]:
+    data = _decoded(url, most)
     target.write_bytes(data)
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def _decode_and_probe(url: str, most: int) -> tuple[bytes, str, probe.Probe]:
     """An inline image result decoded, hashed and measured in one trip to a worker thread, with no file."""
-    try:
-        data = base64.b64decode(url.partition(",")[2])
-    except (binascii.Error, ValueError) as exc:
-        raise MediaRejected(f"the inline result is not valid base64: {exc}") from exc
-    if len(data) > most:
-        raise MediaRejected(f"the result is larger than {most} bytes")
+    data = _decoded(url, most)
     return data, hashlib.sha256(data).hexdigest(), probe.probe(data, "image")
 
 

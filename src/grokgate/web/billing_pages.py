@@ -15,6 +15,7 @@ from grokgate.jobs.repository import count_active
 from grokgate.orgs.service import get_org
 from grokgate.web.charts import usage_chart
 from grokgate.web.pages import PageRoute, SignedIn, render
+from grokgate.web.paging import Paging
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -25,14 +26,12 @@ LEDGER_PAGE = 25
 @router.get("/billing")
 async def billing(request: Request, member: SignedIn, page: int = 1) -> Response:
     services = services_of(request)
-    page = max(1, min(page, 10_000))
+    paging = Paging.asked(page, LEDGER_PAGE)
     today = utcnow().date()
     since = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=CHART_DAYS - 1)
     async with services.db.reader() as session:
         org = await get_org(session, member.org_id)
-        entries, total = await ledger.entries(
-            session, member.org_id, limit=LEDGER_PAGE, offset=(page - 1) * LEDGER_PAGE
-        )
+        entries, total = await ledger.entries(session, member.org_id, limit=paging.size, offset=paging.offset)
         usage = await report.daily_usage(session, member.org_id, since)
         active = await count_active(session, member.org_id)
     plan = services.settings.plans.get(org.plan) or services.settings.plans["default"]
@@ -45,9 +44,7 @@ async def billing(request: Request, member: SignedIn, page: int = 1) -> Response
         "billing.html",
         org=org,
         entries=entries,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // LEDGER_PAGE)),
+        **paging.shown(total),
         chart=usage_chart(usage, days=CHART_DAYS, today=today),
         by_model=sorted(by_model.items()),
         plan=plan,

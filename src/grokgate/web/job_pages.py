@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,6 +16,7 @@ from grokgate.errors import ApiError, invalid_input
 from grokgate.jobs.repository import JobFilters
 from grokgate.jobs.views import job_json, shown_input
 from grokgate.web.pages import PageRoute, SignedIn, form_day, member_form, render
+from grokgate.web.paging import Paging
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -55,30 +55,26 @@ async def history(
     if model is not None and model not in models:
         raise invalid_input("model: not a sub-model sold here", "model")
     first, last = form_day(since, "since"), form_day(until, "until")
-    page = max(1, min(page, 10_000))
+    paging = Paging.asked(page, PAGE_SIZE)
     filters = JobFilters(
         model=model,
         since=datetime.combine(first, datetime.min.time(), UTC) if first else None,
         until=datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC) if last else None,
     )
     jobs, total = await services.jobs.list(
-        member.caller, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, status=status, filters=filters
+        member.caller, limit=paging.size, offset=paging.offset, status=status, filters=filters
     )
     links = services.jobs.finishing.links
     shown = [(job, job_json(job, links)) for job in jobs]
     kept = {k: v for k, v in {"status": status, "model": model, "since": since, "until": until}.items() if v}
-    pages = max(1, -(-total // PAGE_SIZE))
     return render(
         request,
         "history.html",
         jobs=shown,
-        total=total,
-        page=page,
-        pages=pages,
         statuses=STATUSES,
         models=models,
         chosen=kept,
-        page_link=lambda n: "/history?" + urlencode({**kept, "page": n}),
+        **paging.shown(total, "/history", kept),
     )
 
 

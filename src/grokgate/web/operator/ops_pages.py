@@ -5,7 +5,6 @@ keep failing (retry now), and the upstream key pool with each key's health (disa
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,6 +17,7 @@ from grokgate.jobs import repository as jobs
 from grokgate.upstream import keys as upstream_keys
 from grokgate.web.operator.common import PATH, OperatorPageRoute, SignedInOperator, operator_form, render
 from grokgate.web.pages import form_day
+from grokgate.web.paging import Paging
 from grokgate.webhooks import failing
 
 router = APIRouter(prefix=PATH, route_class=OperatorPageRoute, include_in_schema=False)
@@ -56,7 +56,7 @@ async def job_list(
     if model and model not in models:
         raise invalid_input("model: not a sub-model sold here", "model")
     first, last = form_day(since, "since"), form_day(until, "until")
-    page = max(1, min(page, 10_000))
+    paging = Paging.asked(page, PAGE_SIZE)
     where = jobs.JobFilter(
         org_id=_checked_id(org.strip(), "org"),
         status=status or None,
@@ -65,20 +65,17 @@ async def job_list(
         until=_start(last + timedelta(days=1)) if last else None,
     )
     async with services.db.reader() as session:
-        rows, total = await jobs.search(session, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows, total = await jobs.search(session, where, limit=paging.size, offset=paging.offset)
     asked = {"status": status, "model": model, "org": org, "since": since, "until": until}
     kept = {k: v for k, v in asked.items() if v}
     return render(
         request,
         "jobs.html",
         jobs=rows,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
         statuses=STATUSES,
         models=models,
         chosen=kept,
-        page_link=lambda n: f"{PATH}/jobs?" + urlencode({**kept, "page": n}),
+        **paging.shown(total, f"{PATH}/jobs", kept),
     )
 
 
@@ -86,20 +83,17 @@ async def job_list(
 async def deliveries(request: Request, operator: SignedInOperator, state: str = "", page: int = 1) -> Response:
     if state and state not in failing.FAILING:
         raise invalid_input("state: failed or retrying", "state")
-    page = max(1, min(page, 10_000))
+    paging = Paging.asked(page, PAGE_SIZE)
     async with services_of(request).db.reader() as session:
         rows, total = await failing.failing(
-            session, state=state or None, org_id=None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+            session, state=state or None, org_id=None, limit=paging.size, offset=paging.offset
         )
     return render(
         request,
         "webhooks.html",
         deliveries=rows,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
         state=state,
-        page_link=lambda n: f"{PATH}/webhooks?" + urlencode({**({"state": state} if state else {}), "page": n}),
+        **paging.shown(total, f"{PATH}/webhooks", {"state": state} if state else {}),
     )
 
 

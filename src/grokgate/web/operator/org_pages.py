@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,6 +28,7 @@ from grokgate.errors import ApiError, invalid_input
 from grokgate.jobs import repository as jobs
 from grokgate.orgs import service as orgs
 from grokgate.web.operator.common import PATH, OperatorPageRoute, SignedInOperator, operator_form, render
+from grokgate.web.paging import Paging
 
 router = APIRouter(prefix=PATH, route_class=OperatorPageRoute, include_in_schema=False)
 
@@ -50,26 +50,23 @@ async def org_list(
         raise invalid_input(f"q: at most {MAX_QUERY} characters", "q")
     if state not in ("", "active", "suspended"):
         raise invalid_input("state: active or suspended", "state")
-    page = max(1, min(page, 10_000))
+    paging = Paging.asked(page, PAGE_SIZE)
     async with services_of(request).db.reader() as session:
         rows, total = await orgs.search_orgs(
             session,
             query=query or None,
             suspended={"": None, "active": False, "suspended": True}[state],
-            limit=PAGE_SIZE,
-            offset=(page - 1) * PAGE_SIZE,
+            limit=paging.size,
+            offset=paging.offset,
         )
     kept = {k: v for k, v in {"q": query, "state": state}.items() if v}
     return render(
         request,
         "orgs.html",
         orgs=rows,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
         q=query,
         state=state,
-        page_link=lambda n: f"{PATH}/orgs?" + urlencode({**kept, "page": n}),
+        **paging.shown(total, f"{PATH}/orgs", kept),
     )
 
 
