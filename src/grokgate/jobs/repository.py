@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from grokgate.billing import caps, ledger
-from grokgate.db.base import new_id, utcnow
+from grokgate.db.base import new_id, table_of, utcnow
 from grokgate.db.engine import changed
 from grokgate.db.leases import claim
 from grokgate.jobs import states
@@ -38,6 +38,13 @@ log = structlog.get_logger(__name__)
 
 WITHOUT_INPUT = defer(Job.input, raiseload=True)
 """Lists and streams never show a job's input, which may be large: it is not read for them (and not loadable)."""
+_JOBS = table_of(Job)
+JOB_INSERT = insert(_JOBS)
+"""A new job's row, by a prebuilt Core INSERT. The request path's statements are built once, not per call: building
+one (expressions, the ORM's bulk-update bookkeeping, its cache key) costs more CPU than running it."""
+_MEDIA = insert(table_of(Media))
+_SHOWN = [column for column in _JOBS.c if column.key != "input"]
+"""What an ending returns of the job: all but its input, which may be large and no answer shows."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,29 @@ async def page(
     return await search(session, where, limit=limit, offset=offset)
 
 
+_ACTIVE_COUNT = select(func.count()).where(Job.org_id == bindparam("org_id"), Job.status.in_(states.ACTIVE))
+
+
 async def count_active(session: AsyncSession, org_id: str) -> int:
-    found = await session.scalar(select(func.count()).where(Job.org_id == org_id, Job.status.in_(states.ACTIVE)))
+    found = await session.scalar(_ACTIVE_COUNT, {"org_id": org_id})
     return int(found or 0)
+
+
+_SUBMITTED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status.in_(states.ACTIVE))
+    .where(_JOBS.c.lease_owner == bindparam("owner"))
+    .values(
+        external_job_id=bindparam("xai_request_id"),
+        upstream_key_id=bindparam("xai_key_id"),
+        upstream_request=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        next_poll_at=bindparam("poll_at"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_JOBS.c)
+)
 
 
 async def record_submission(
@@ -111,23 +138,20 @@ async def record_submission(
 ) -> Job | None:
     """xAI took the video: keep its request id and the key that made it, and hand the job to the poller. None if
     the job ended meanwhile."""
-    job = (
-        await session.scalars(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
-            .values(
-                external_job_id=request_id,
-                upstream_key_id=key_id,
-                upstream_request=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                next_poll_at=next_poll_at,
-                updated_at=utcnow(),
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
+    row = (
+        await session.execute(
+            _SUBMITTED,
+            {
+                "job_id": job_id,
+                "owner": owner,
+                "xai_request_id": request_id,
+                "xai_key_id": key_id,
+                "poll_at": next_poll_at,
+                "now": utcnow(),
+            },
         )
     ).one_or_none()
+    job = None if row is None else Job(**row._mapping)
     if job is not None:
         changed(session, JOBS, job_id)
     return job
@@ -201,82 +225,91 @@ async def requeue(session: AsyncSession, job_id: str, *, owner: str) -> None:
 
 def _media_row(
     job_id: str, org_id: str, item: StoredMedia, now: datetime, retention: timedelta, media_id: str | None = None
-) -> Media:
-    return Media(
-        id=media_id or new_id("med"),
-        job_id=job_id,
-        org_id=org_id,
-        role=item.role,
-        key=item.key,
-        content_type=item.content_type,
-        size=item.size,
-        sha256=item.sha256,
-        width=item.width,
-        height=item.height,
-        duration=item.duration,
-        created_at=now,
-        expires_at=now + retention,
-    )
+) -> dict[str, Any]:
+    return {
+        "id": media_id or new_id("med"),
+        "job_id": job_id,
+        "org_id": org_id,
+        "role": item.role,
+        "key": item.key,
+        "content_type": item.content_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "width": item.width,
+        "height": item.height,
+        "duration": item.duration,
+        "created_at": now,
+        "expires_at": now + retention,
+        "deleted_at": None,
+    }
 
 
-def add_input(session: AsyncSession, job: Job, media_id: str, item: StoredMedia, retention: timedelta) -> None:
+def _ending_statement(*, completed: bool, owned: bool) -> Any:
+    """`finish_in`'s UPDATE, built once for each kind of ending (see `ledger._move_statement` for why)."""
+    conditions = [_JOBS.c.id == bindparam("job_id"), _JOBS.c.status.in_(states.ACTIVE)]
+    if owned:
+        conditions.append(_JOBS.c.lease_owner == bindparam("owner"))
+    values: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "next_poll_at": None,
+        "updated_at": bindparam("now"),
+        "finished_at": bindparam("now"),
+        "cost_in_usd_ticks": bindparam("cost", type_=_JOBS.c.cost_in_usd_ticks.type),
+        "status": bindparam("ending"),
+    }
+    if completed:
+        values |= {"output": bindparam("result", type_=_JOBS.c.output.type), "credits_refunded": bindparam("refund")}
+    else:
+        values |= {
+            "error_code": bindparam("code"),
+            "error_message": bindparam("message"),
+            "credits_refunded": _JOBS.c.credits_charged,
+        }
+    return update(_JOBS).where(*conditions).values(**values).returning(*_SHOWN)
+
+
+_ENDINGS = {(c, o): _ending_statement(completed=c, owned=o) for c in (False, True) for o in (False, True)}
+
+
+async def add_input(session: AsyncSession, job: Job, media_id: str, item: StoredMedia, retention: timedelta) -> None:
     """Record the customer's input image beside its job, in the job's own transaction."""
-    session.add(_media_row(job.id, job.org_id, item, job.created_at, retention, media_id))
-
-
-def _media_rows(job_id: str, decision: states.Complete, now: datetime, retention: timedelta) -> list[Media]:
-    return [_media_row(job_id, "", item, now, retention) for item in decision.media]  # org set once known
+    await session.execute(_MEDIA, [_media_row(job.id, job.org_id, item, job.created_at, retention, media_id)])
 
 
 async def finish_in(
     session: AsyncSession, job_id: str, decision: states.Ending, *, owner: str | None, finishing: Finishing
 ) -> Job | None:
     """The single exit from `pending`/`processing`: the new state, the stored media or the refund, and the
-    webhook, in one transaction. None when the job had already ended or (with `owner`) another process owns it."""
+    webhook, in one transaction. None when the job had already ended or (with `owner`) another process owns it.
+
+    The job returned is detached and carries no `input` (the UPDATE does not return it)."""
     now = utcnow()
-    conditions = [Job.id == job_id, Job.status.in_(states.ACTIVE)]
-    if owner is not None:
-        conditions.append(Job.lease_owner == owner)
-    values: dict[str, Any] = {
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "next_poll_at": None,
-        "updated_at": now,
-        "finished_at": now,
-        "cost_in_usd_ticks": decision.cost_in_usd_ticks,
-    }
-    media_rows: list[Media] = []
+    completed = isinstance(decision, states.Complete)
+    params: dict[str, Any] = {"job_id": job_id, "owner": owner, "now": now, "cost": decision.cost_in_usd_ticks}
+    media_rows: list[dict[str, Any]] = []
     if isinstance(decision, states.Complete):
-        media_rows = _media_rows(job_id, decision, now, finishing.retention)
+        media_rows = [_media_row(job_id, "", item, now, finishing.retention) for item in decision.media]
         ids: dict[str, list[str]] = {}
-        for row in media_rows:
-            ids.setdefault(row.role, []).append(row.id)
-        values |= {"status": "completed", "output": states.stored_output(ids, decision.duration)}
-        if decision.refund:
-            values["credits_refunded"] = decision.refund
-    else:
-        values |= {
-            "status": "cancelled" if isinstance(decision, states.Cancel) else "failed",
-            "error_code": decision.code,
-            "error_message": decision.message,
-            "credits_refunded": Job.credits_charged,
+        for media in media_rows:
+            ids.setdefault(media["role"], []).append(media["id"])
+        params |= {
+            "ending": "completed",
+            "result": states.stored_output(ids, decision.duration),
+            "refund": decision.refund,
         }
-    job = (
-        await session.scalars(
-            update(Job)
-            .where(*conditions)
-            .values(**values)
-            .returning(Job)
-            .options(WITHOUT_INPUT)
-            .execution_options(synchronize_session=False)
-        )
-    ).one_or_none()
-    if job is None:
+    else:
+        status = "cancelled" if isinstance(decision, states.Cancel) else "failed"
+        params |= {"ending": status, "code": decision.code, "message": decision.message}
+    found = (await session.execute(_ENDINGS[completed, owner is not None], params)).one_or_none()
+    if found is None:
         return None
+    job = Job(**found._mapping)
     changed(session, JOBS, job_id)
-    for row in media_rows:
-        row.org_id = job.org_id
-        session.add(row)
+    if media_rows:
+        for media in media_rows:
+            media["org_id"] = job.org_id
+        await session.execute(_MEDIA, media_rows)
     if job.credits_refunded:
         note = "IMAGES_WITHHELD" if isinstance(decision, states.Complete) else decision.code
         await ledger.refund(session, job.org_id, job_id, job.credits_refunded, note=note)

@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
 
 from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
@@ -227,9 +226,9 @@ class JobService:
                     {"retryAfter": 5, "limits": {"type": "concurrent", "limit": plan.concurrent, "used": active}},
                     headers={"Retry-After": "5"},
                 )
-            await session.execute(insert(Job).values(**row))
+            await session.execute(repository.JOB_INSERT, row)
             for place, image in inline.items():
-                repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
+                await repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
         if self.finishing.metrics is not None:
             self.finishing.metrics.credits.labels("charge").inc(price)
         structlog.contextvars.bind_contextvars(job_id=job.id)

@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from grokgate.db.base import utcnow
+from grokgate.db.base import table_of, utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
 from grokgate.storage.models import Media, MediaObject
@@ -53,6 +53,17 @@ def _insert(db: Database) -> Any:
     return sqlite.insert(MediaObject) if db.is_sqlite else postgresql.insert(MediaObject)
 
 
+def _claim_statement(dialect: Any) -> Any:
+    """`claimed_at = now` for one key, inserted or refreshed; built once per dialect (every ingest runs it)."""
+    statement = dialect.insert(table_of(MediaObject)).values(key=bindparam("object_key"), claimed_at=bindparam("now"))
+    return statement.on_conflict_do_update(
+        index_elements=[MediaObject.key], set_={"claimed_at": statement.excluded.claimed_at}
+    )
+
+
+_CLAIMS = {True: _claim_statement(sqlite), False: _claim_statement(postgresql)}
+
+
 class ObjectClaims:
     """What an ingest calls before it relies on an object (see the module's docstring)."""
 
@@ -64,11 +75,7 @@ class ObjectClaims:
         now = utcnow()
         async with self.db.transaction() as session:
             for key in keys:
-                statement = _insert(self.db).values(key=key, claimed_at=now)
-                statement = statement.on_conflict_do_update(
-                    index_elements=[MediaObject.key], set_={"claimed_at": statement.excluded.claimed_at}
-                )
-                await session.execute(statement)
+                await session.execute(_CLAIMS[self.db.is_sqlite], {"object_key": key, "now": now})
 
 
 def _referenced(key: Any) -> Any:
