@@ -262,9 +262,11 @@ class Bench(Servers):
             end_at = time.time() + budget
             args = [sys.executable, str(ROOT / "bench" / "waiters.py"), "--url", gateway.url, "--key", key]
             args += ["--waits", str(waits), "--streams", str(streams), "--end-at", str(end_at)]
-            args += ["--status", str(status)]
+            report_file = status.with_suffix(".report.json")
+            args += ["--status", str(status), "--report", str(report_file)]
             samples: list[tuple[float, int, int, float, float]] = []
-            with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            errors = status.with_suffix(".stderr")
+            with errors.open("w") as stderr, subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr) as proc:
                 while proc.poll() is None:
                     time.sleep(0.5)
                     with contextlib.suppress(ValueError, OSError):
@@ -279,10 +281,9 @@ class Bench(Servers):
                             )
                         )
                     gateway.sample_rss()
-                out, err = proc.communicate()
-                if proc.returncode:
-                    raise RuntimeError(f"waiters failed: {err[-3000:]}")
-            report = json.loads(out)
+            if proc.returncode:
+                raise RuntimeError(f"waiters failed: {errors.read_text()[-3000:]}")
+            report = json.loads(report_file.read_text())
             held = [s for s in samples if s[1] >= 0.95 * total and s[2] == 0]
             window = held[-1][0] - held[0][0] if len(held) >= 2 else 0.0
             per_s: dict[str, float | None] = {"statements": None, "polls": None}
