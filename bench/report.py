@@ -93,6 +93,29 @@ def held_summary(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def video_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The video figures of each database, for the summary: videos accepted per second (the larger run's
+    submissions), the notification lag at that size, RSS, and how the poll's cost grows from the smaller run to the
+    larger (a ratio near 1 is a cost per job that stays flat)."""
+    summary: dict[str, Any] = {}
+    for backend, scenarios in results["backends"].items():
+        runs = scenarios.get("videos")
+        if not runs:
+            continue
+        ordered = sorted(runs.values(), key=lambda run: run["videos"])
+        small, large = ordered[0], ordered[-1]
+        summary[f"videos_in_flight_{backend}"] = large["videos"]
+        summary[f"videos_accepted_per_s_{backend}"] = large["submit"]["rps"]
+        summary[f"video_lag_p50_s_{backend}"] = large["notification_lag_p50_s"]
+        summary[f"video_lag_p99_s_{backend}"] = large["notification_lag_p99_s"]
+        summary[f"video_poll_interval_s_{backend}"] = large["poll_interval_s"]
+        summary[f"video_peak_rss_mib_{backend}"] = large["peak_rss_mib"]
+        summary[f"video_db_statements_per_poll_{backend}"] = large["db_statements_per_poll"]
+        if small is not large and small["cpu_ms_per_poll"]:
+            summary[f"video_poll_cpu_growth_{backend}"] = round(large["cpu_ms_per_poll"] / small["cpu_ms_per_poll"], 2)
+    return summary
+
+
 def image_summary(results: dict[str, Any]) -> dict[str, Any]:
     """The image path's figures of each database that ran it, for the summary: the CPU per image at c16 and the
     fraction of the Little's-law bound held on the slow upstream."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import ROOT
-from bench.report import held_summary, image_summary, machine, table
+from bench.report import held_summary, image_summary, machine, table, video_summary
 from bench.scenarios import Bench
 from bench.servers import SCENARIOS, SIZES
 
@@ -32,12 +32,13 @@ def alone(bench: Bench, backends: list[str], scenarios: list[str], out: Path) ->
         results["backends"][backend] = {}
         for scenario in scenarios:
             if scenario == "videos":
-                measured: Any = {f"{n}_in_flight": bench.videos(backend, n) for n in (sizes.videos_small,)}
+                sizes_run = (sizes.videos_small, sizes.videos_large)
+                measured: Any = {f"{n}_in_flight": bench.videos(backend, n) for n in sizes_run}
             else:
                 measured = getattr(bench, scenario)(backend)
             results["backends"][backend][scenario] = measured
     results["summary"] = {"size": sizes.name, "scaled_down": sizes.name != "full", "only": scenarios}
-    results["summary"] |= image_summary(results) | held_summary(results)
+    results["summary"] |= image_summary(results) | video_summary(results) | held_summary(results)
     scenario = "+".join(scenarios)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{scenario}.json"
@@ -110,6 +111,7 @@ def main() -> None:
         "poll_cpu_ms_per_job_100": small["cpu_ms_per_job"],
         "poll_cpu_ms_per_job_10000": large["cpu_ms_per_job"],
         "notification_lag_p50_s": large["notification_lag_p50_s"],
+        **video_summary(results),
         **held_summary(results),
     }
     out = Path(args.out)

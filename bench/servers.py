@@ -38,7 +38,7 @@ SIZES = {
     "quick": Sizes("quick", 256, 200, 400, 600, 64, 512, (3.0, 6.0), 2.0),
     "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2),
 }
-HELD = {"full": (10_000, 90.0), "quick": (300, 40.0), "tiny": (20, 8.0)}
+HELD = {"full": (10_000, 150.0), "quick": (300, 40.0), "tiny": (20, 8.0)}
 """Clients held at once in the held-clients scenario, and seconds from its start to the moment every video ends."""
 SCENARIOS = ("image_path", "slow_upstream", "ledger", "videos", "held_clients")
 

@@ -176,7 +176,10 @@ async def main() -> None:
 
     await asyncio.gather(*(make_followed() for _ in range(args.concurrency)))
     followed_at = time.time()
-    pace = max(1.0, (-(-args.streams // args.per_video)) / max(followed_at - started, 0.001))
+    # The waits go out at the pace the videos were made, or faster if that would not send them all within the
+    # 60 s a `Prefer: wait` can hold before every video ends (they queue in the gateway then, held all the same).
+    window = LONGEST_WAIT - 20
+    pace = max(1.0, (-(-args.streams // args.per_video)) / max(followed_at - started, 0.001), args.waits / window)
     await asyncio.sleep(max(0.0, args.end_at - LONGEST_WAIT + 10 - time.time()))
     for index in range(args.waits):
         tasks.append(asyncio.create_task(wait(run, index, total)))

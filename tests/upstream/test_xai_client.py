@@ -1,5 +1,5 @@
 """The xAI client at the edges the sandbox cannot show: a connection dropped after the request was sent, a peer that
-never answers, and nobody listening at all. Each is a real socket on loopback."""
+never answers, an answer cut off halfway, and nobody listening at all. Each is a real socket on loopback."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ class RawServer:
         self.requests += 1
         if self.behaviour == "hang":
             await asyncio.sleep(30)
+        if self.behaviour == "half":  # the answer begins, then the connection is cut
+            writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"id":')
+            await writer.drain()
         writer.close()  # "drop": the request arrived, no answer ever leaves
 
     async def __aenter__(self) -> RawServer:
@@ -40,7 +43,7 @@ class RawServer:
         self.server.close()
 
 
-@pytest.fixture(params=["drop", "hang"])
+@pytest.fixture(params=["drop", "hang", "half"])
 async def misbehaving(request: pytest.FixtureRequest) -> AsyncIterator[RawServer]:
     async with RawServer(request.param) as server:
         yield server
