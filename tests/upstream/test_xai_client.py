@@ -68,7 +68,9 @@ async def test_polls_are_retried_then_reported(misbehaving: RawServer) -> None:
             await client.poll_video("abc")
     finally:
         await client.aclose()
-    assert misbehaving.requests == 3
+    # A GET whose connection closes before any answer is sent once more by aiohttp itself (RFC 9112's retry of an
+    # idempotent request), inside each of our three attempts; a submit never is (above).
+    assert misbehaving.requests == (6 if misbehaving.behaviour == "drop" else 3)
 
 
 async def test_nobody_listening_is_retried_then_an_upstream_error() -> None:

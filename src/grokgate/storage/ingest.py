@@ -26,6 +26,7 @@ from grokgate.storage.probe import NotMedia
 from grokgate.storage.retention import ObjectClaims
 from grokgate.storage.store import MediaStore
 from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed, StoredMedia
+from grokgate.upstream.transport import UpstreamTransport
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,9 @@ class Ingestor:
         self.limits = limits
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True, transport=UpstreamTransport()
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

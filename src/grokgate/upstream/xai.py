@@ -33,6 +33,7 @@ from grokgate.upstream.base import (
     VideoPoll,
     VideoRequest,
 )
+from grokgate.upstream.transport import UpstreamTransport
 
 log = structlog.get_logger(__name__)
 
@@ -201,8 +202,7 @@ class XaiUpstream:
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            transport=transport,
+            transport=transport or UpstreamTransport(limits=httpx.Limits(max_connections=1000)),
         )
         self._retries = max(1, retries)
         self._backoff = backoff
