@@ -187,7 +187,7 @@ class Ingestor:
             path = Path(scratch.name)
             sha, size = await self._download(url, path, most)
             try:
-                measured = await asyncio.to_thread(probe.probe, path, kind)
+                measured = await asyncio.to_thread(probe.probe, path, kind, poster=kind == "video")
             except NotMedia as exc:
                 raise MediaRejected(str(exc)) from exc
             key = f"{sha[:2]}/{sha}.{measured.extension}"
@@ -204,8 +204,8 @@ class Ingestor:
                     duration=measured.duration,
                 )
             ]
-            if kind == "video":
-                poster = await asyncio.to_thread(probe.poster_jpeg, path)
+            if measured.poster is not None:
+                poster = measured.poster
                 poster_sha = hashlib.sha256(poster).hexdigest()
                 poster_key = f"{poster_sha[:2]}/{poster_sha}.jpg"
                 objects.append((poster_key, lambda: self.store.put_bytes(poster_key, poster)))
