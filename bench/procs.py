@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,14 +114,20 @@ def hey(
     if body is not None:
         args += ["-T", "application/json", "-d", body]
     started = time.perf_counter()
-    with subprocess.Popen([*args, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        if during is not None:
-            while proc.poll() is None:
-                during()
-                time.sleep(0.1)
-        out, err = proc.communicate()
+    # Files, not pipes: a full run's CSV (a line per request) is more than a pipe holds, and while `during`
+    # samples nobody reads the pipe, so hey would wait on it forever.
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        with subprocess.Popen([*args, url], stdout=stdout, stderr=stderr, text=True) as proc:
+            if during is not None:
+                while proc.poll() is None:
+                    during()
+                    time.sleep(0.1)
+            proc.wait()
+        stdout.seek(0)
+        stderr.seek(0)
+        out = stdout.read()
         if proc.returncode:
-            raise RuntimeError(f"hey failed: {err}")
+            raise RuntimeError(f"hey failed: {stderr.read()}")
     seconds = time.perf_counter() - started
     rows = list(csv.DictReader(io.StringIO(out)))
     n = len(rows) if rows else n  # hey sends n // c per client: count what was really sent
