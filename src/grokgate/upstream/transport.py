@@ -70,8 +70,18 @@ class _PreciseStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
+KEEPALIVE_SECONDS = 4.0
+"""How long an idle connection is kept for reuse: below the 5 s after which uvicorn (the sandbox, a gateway in front
+of another) and other servers with short idle timeouts close theirs. Reusing a connection the server is closing at
+that moment fails a POST in a way that cannot be told from one the server received, so it is never retried."""
+
+
 class UpstreamTransport(AiohttpTransport):
-    """`AiohttpTransport` with errors that keep the sent/not-sent distinction (see the module's docstring)."""
+    """`AiohttpTransport` with errors that keep the sent/not-sent distinction (see the module's docstring), and idle
+    connections let go before common servers drop them."""
+
+    def __init__(self, max_connections: int = 100) -> None:
+        super().__init__(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_SECONDS))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

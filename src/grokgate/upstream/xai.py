@@ -202,7 +202,7 @@ class XaiUpstream:
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            transport=transport or UpstreamTransport(limits=httpx.Limits(max_connections=1000)),
+            transport=transport or UpstreamTransport(max_connections=1000),
         )
         self._retries = max(1, retries)
         self._backoff = backoff
