@@ -24,6 +24,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from grokgate.db.direct import Hooks
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -90,25 +92,29 @@ class Metrics:
         self._in_use = 0
         self._most = 0
 
-    def watch(self, engine: AsyncEngine) -> None:
+    def watch(self, engine: AsyncEngine, direct: Hooks | None = None) -> None:
+        """Count the engine pool's connections and statements, and those of direct transactions (`db/direct.py`)."""
         sync = engine.sync_engine
 
-        @event.listens_for(sync.pool, "checkout")
-        def _checkout(*_: Any) -> None:
+        def checkout(*_: Any) -> None:
             self._in_use += 1
             self.db_in_use.set(self._in_use)
             if self._in_use > self._most:
                 self._most = self._in_use
                 self.db_max.set(self._most)
 
-        @event.listens_for(sync.pool, "checkin")
-        def _checkin(*_: Any) -> None:
+        def checkin(*_: Any) -> None:
             self._in_use -= 1
             self.db_in_use.set(self._in_use)
 
-        @event.listens_for(sync, "before_cursor_execute")
-        def _statement(*_: Any) -> None:
+        def statement(*_: Any) -> None:
             self.db_statements.inc()
+
+        event.listen(sync.pool, "checkout", checkout)
+        event.listen(sync.pool, "checkin", checkin)
+        event.listen(sync, "before_cursor_execute", statement)
+        if direct is not None:
+            direct.checkout, direct.checkin, direct.statement = checkout, checkin, statement
 
     def record_backlog(self, active: dict[str, int], due: dict[str, int]) -> None:
         for status, count in active.items():

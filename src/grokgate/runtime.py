@@ -95,7 +95,7 @@ async def _upstream_pool(settings: Settings, db: Database, metrics: Metrics) -> 
 async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> AsyncIterator[Services]:
     owner = process_identity()
     db = Database(settings.database_url)
-    metrics.watch(db.engine)
+    metrics.watch(db.engine, db.direct_hooks)
     upstream = await _upstream_pool(settings, db, metrics)
     media_store = MediaStore(open_store(settings.storage_url, settings.data_dir))
     ingestor = Ingestor(

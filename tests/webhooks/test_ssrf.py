@@ -92,7 +92,7 @@ async def deliver_once(db_url: str, url: str, *, allow_private: bool, names: Nam
     try:
         async with db.transaction() as session:
             org = await orgs.create_org(session, "hooked", 0)
-            delivery_id = enqueue(session, org_id=org.id, job_id="job_x", url=url, event="job.completed", data={})
+            delivery_id = await enqueue(session, org_id=org.id, job_id="job_x", url=url, event="job.completed", data={})
         assert await sender.round() == 1
         async with db.reader() as session:
             row = await session.get(WebhookDelivery, delivery_id)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing.amounts import MAX_CREDITS
 from grokgate.billing.models import KeySpend
+from grokgate.db.direct import Tx
 from grokgate.errors import ApiError
 
 
@@ -79,13 +80,13 @@ def cap_reached(cap: int, spent: int, at: Window) -> ApiError:
     )
 
 
-async def _ensure_row(session: AsyncSession, key_id: str, period: str) -> None:
+async def _ensure_row(session: Tx, key_id: str, period: str) -> None:
     values = {"key_id": key_id, "period": period, "spent": 0}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(insert(KeySpend).values(**values).on_conflict_do_nothing())
 
 
-async def spend(session: AsyncSession, key_id: str, caps: Caps, amount: int, at: datetime) -> None:
+async def spend(session: Tx, key_id: str, caps: Caps, amount: int, at: datetime) -> None:
     """Count `amount` against every cap of the key, or raise 402 `KEY_SPEND_CAP_REACHED` (the caller's transaction,
     which holds the charge, is then rolled back whole)."""
     for span, cap in (("day", caps.daily), ("month", caps.monthly)):
@@ -107,7 +108,7 @@ async def spend(session: AsyncSession, key_id: str, caps: Caps, amount: int, at:
             raise cap_reached(cap, int(spent or 0), current)
 
 
-async def give_back(session: AsyncSession, key_id: str, amount: int, charged_at: datetime) -> None:
+async def give_back(session: Tx, key_id: str, amount: int, charged_at: datetime) -> None:
     """Take a refunded charge off the windows it was counted in. A key without caps has no rows: nothing happens."""
     periods = [window(span, charged_at).period for span in ("day", "month")]
     await session.execute(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from grokgate.billing.amounts import MAX_CREDITS, MAX_PRICE, checked
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.base import new_id, table_of, utcnow
+from grokgate.db.direct import Tx
 from grokgate.errors import ApiError, insufficient_credits, org_suspended
 from grokgate.orgs.models import Organization
 
@@ -51,9 +52,7 @@ _MOVES = {(c, a): _move_statement(capped=c, active=a) for c in (False, True) for
 _ENTRY = insert(table_of(LedgerEntry))
 
 
-async def _move(
-    session: AsyncSession, org_id: str, amount: int, *, capped: bool = False, active: bool = False
-) -> int | None:
+async def _move(session: Tx, org_id: str, amount: int, *, capped: bool = False, active: bool = False) -> int | None:
     """Add `amount` (signed) to the cached balance unless that would take it below zero (or, `capped`, above
     `MAX_CREDITS`; or, `active`, the organisation is suspended); None if refused."""
     params = {"org_id": org_id, "amount": amount, "now": utcnow()}
@@ -61,7 +60,7 @@ async def _move(
 
 
 async def _enter(
-    session: AsyncSession, org_id: str, kind: str, amount: int, movement_key: str, job_id: str, note: str | None = None
+    session: Tx, org_id: str, kind: str, amount: int, movement_key: str, job_id: str, note: str | None = None
 ) -> None:
     """A job's ledger row, by a prebuilt Core INSERT (no unit-of-work bookkeeping on the hot path)."""
     row = {
@@ -134,7 +133,7 @@ async def remove(session: AsyncSession, org_id: str, amount: int, note: str, *, 
     return balance
 
 
-async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -> int:
+async def charge(session: Tx, org_id: str, job_id: str, amount: int) -> int:
     """Take a job's price; raises 402 when the balance cannot cover it, 403 `ORG_SUSPENDED` when the organisation
     is suspended (checked in the same UPDATE, so a suspension is never raced past). Returns the new balance."""
     checked(amount, most=MAX_PRICE)
@@ -152,7 +151,7 @@ async def charge(session: AsyncSession, org_id: str, job_id: str, amount: int) -
     return balance
 
 
-async def refund(session: AsyncSession, org_id: str, job_id: str, amount: int, note: str | None = None) -> None:
+async def refund(session: Tx, org_id: str, job_id: str, amount: int, note: str | None = None) -> None:
     """Give a job's charge back. The unique movement key makes a second refund of one job fail the transaction."""
     checked(amount, most=MAX_PRICE)
     await _enter(session, org_id, "refund", amount, f"refund:{job_id}", job_id, note)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import defer
 
 from grokgate.billing import caps, ledger
 from grokgate.db.base import new_id, table_of, utcnow
+from grokgate.db.direct import Tx
 from grokgate.db.engine import changed
 from grokgate.db.leases import claim
 from grokgate.jobs import states
@@ -105,7 +106,7 @@ async def page(
 _ACTIVE_COUNT = select(func.count()).where(Job.org_id == bindparam("org_id"), Job.status.in_(states.ACTIVE))
 
 
-async def count_active(session: AsyncSession, org_id: str) -> int:
+async def count_active(session: Tx, org_id: str) -> int:
     found = await session.scalar(_ACTIVE_COUNT, {"org_id": org_id})
     return int(found or 0)
 
@@ -128,7 +129,7 @@ _SUBMITTED = (
 
 
 async def record_submission(
-    session: AsyncSession,
+    session: Tx,
     job_id: str,
     *,
     owner: str,
@@ -272,13 +273,13 @@ def _ending_statement(*, completed: bool, owned: bool) -> Any:
 _ENDINGS = {(c, o): _ending_statement(completed=c, owned=o) for c in (False, True) for o in (False, True)}
 
 
-async def add_input(session: AsyncSession, job: Job, media_id: str, item: StoredMedia, retention: timedelta) -> None:
+async def add_input(session: Tx, job: Job, media_id: str, item: StoredMedia, retention: timedelta) -> None:
     """Record the customer's input image beside its job, in the job's own transaction."""
     await session.execute(_MEDIA, [_media_row(job.id, job.org_id, item, job.created_at, retention, media_id)])
 
 
 async def finish_in(
-    session: AsyncSession, job_id: str, decision: states.Ending, *, owner: str | None, finishing: Finishing
+    session: Tx, job_id: str, decision: states.Ending, *, owner: str | None, finishing: Finishing
 ) -> Job | None:
     """The single exit from `pending`/`processing`: the new state, the stored media or the refund, and the
     webhook, in one transaction. None when the job had already ended or (with `owner`) another process owns it.
@@ -316,7 +317,7 @@ async def finish_in(
         if job.key_id is not None:
             await caps.give_back(session, job.key_id, job.credits_refunded, job.created_at)
     if job.webhook_url:
-        outbox.enqueue(
+        await outbox.enqueue(
             session,
             org_id=job.org_id,
             job_id=job.id,

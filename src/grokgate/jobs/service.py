@@ -211,7 +211,7 @@ class JobService:
         }
         job = Job(**row)  # what the caller goes on with; the row itself is written by a Core INSERT below
         plan = self.settings.plans.get(caller.plan) or self.settings.plans["default"]
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
             # so the count of active jobs below cannot be raced past the plan's limit.
             await ledger.charge(session, caller.org_id, job.id, price)
@@ -276,7 +276,7 @@ class JobService:
             )
         )
         media = await self._store_image(result.urls)
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             finished = await repository.finish_in(
                 session,
                 job.id,
@@ -310,7 +310,7 @@ class JobService:
             submission = await self.upstream.submit_video(request, wait=False)
         if submission is None:
             return await self._queue(job, request)
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             stored = await repository.record_submission(
                 session,
                 job.id,
@@ -421,5 +421,5 @@ class JobService:
                 del self._reading[key]
 
     async def finish(self, job_id: str, decision: states.Ending, *, owner: str | None) -> Job | None:
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             return await repository.finish_in(session, job_id, decision, owner=owner, finishing=self.finishing)

@@ -73,7 +73,7 @@ class ObjectClaims:
     async def claim(self, *keys: str) -> None:
         """Claim every key in one transaction (a video and its poster cost one write, not two)."""
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             for key in keys:
                 await session.execute(_CLAIMS[self.db.is_sqlite], {"object_key": key, "now": now})
 

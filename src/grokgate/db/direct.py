@@ -1,0 +1,427 @@
+"""The request path's transactions, run on the database driver itself: Core statements compiled once, bound by
+SQLAlchemy's own type processors, executed with none of its execution machinery.
+
+Why: on every image request the gateway charges, claims a storage key and ends the job, three short transactions of
+seven statements. Through an ORM session each statement cost about 0.5 ms of CPU in SQLAlchemy (session and
+connection state, events, the compiled cache, result building) and, on SQLite, several hops to aiosqlite's thread;
+the statements themselves take a few microseconds. A `DirectTx` keeps what SQLAlchemy is for here (the statements
+written against the models, their SQL per dialect, the conversion of values both ways) and drops the rest.
+
+`Tx` is what the request path's queries take: an `AsyncSession` (every other caller, inside its own transaction) or a
+`DirectTx`. Both answer `execute` and `scalar` with results read the same way (`one_or_none`, `scalar_one_or_none`,
+rows with `_mapping` and attributes), and both carry `info` for `engine.changed`.
+
+- **SQLite**: one plain `sqlite3` connection of the process's own, used on the event loop's thread. A statement on a
+  WAL database without a checkpoint is a few page writes to the OS cache, cheaper than any hop to a thread. Writers
+  of this process queue on the `Database`'s write lock first (as every writer does), so `BEGIN IMMEDIATE` waits only
+  for another process: it is tried without SQLite's busy handler and retried with asyncio sleeps, so the loop never
+  waits on a lock. The connection does not checkpoint (`wal_autocheckpoint=0`): the WAL is folded back by the pool's
+  connections, which commit in their thread (the lease keeper every few seconds while requests are in flight).
+- **PostgreSQL**: asyncpg's connection, checked out of the engine's pool (so pool size, pre-ping, metrics and
+  invalidation stay one thing), in an asyncpg transaction; asyncpg prepares each statement once per connection.
+
+A driver's error is raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, ...), which is what callers catch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import exc
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass
+class Hooks:
+    """What the process's metrics hear of direct transactions, as they hear of the pool's (`metrics.watch`)."""
+
+    checkout: Callable[[], None] = _nothing
+    checkin: Callable[[], None] = _nothing
+    statement: Callable[[], None] = _nothing
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One statement's SQL for one dialect, the order its parameters bind in, and how values are converted."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+    binders: tuple[Any, ...]
+    keys: tuple[str, ...]
+    readers: tuple[Any, ...]
+    fillers: Mapping[str, Callable[[], Any]]
+    """An INSERT's columns not given that have a Python-side default, and how to make it."""
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name, binder in zip(self.names, self.binders, strict=True):
+            if name in params:
+                value = params[name]
+            elif name in self.fillers:
+                value = self.fillers[name]()
+            else:
+                value = self.defaults[name]  # a constant of the statement; KeyError for a parameter not given
+            values.append(value if binder is None else binder(value))
+        return tuple(values)
+
+    def row(self, raw: Sequence[Any]) -> Row:
+        return Row(self.keys, [v if r is None else r(v) for v, r in zip(raw, self.readers, strict=True)])
+
+
+def prepare(statement: Any, dialect: Dialect, keys: Iterable[str]) -> Prepared:
+    """Compile `statement` for `dialect` as SQLAlchemy would execute it with parameters named `keys` (an INSERT's
+    columns are the keys given), with `IN` lists written out."""
+    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+    required = {name for name, bind in compiled.binds.items() if bind.required}
+    # The SQL as it runs (`IN` lists written out), the parameters' order and their converters; any value does
+    # for the parameters given at execution, which `bind` takes from the call instead.
+    state = compiled.construct_expanded_state({name: None for name in required}, escape_names=False)
+    names = tuple(state.positiontup or ())
+    types = {name: bind.type for name, bind in compiled.binds.items()}
+    for listed, expanded in state.parameter_expansion.items():
+        types.update((name, types[listed]) for name in expanded)
+    binders = tuple(types[name].dialect_impl(dialect).bind_processor(dialect) for name in names)
+    # Columns left out whose Python-side default (INSERT) or `onupdate` (UPDATE) SQLAlchemy would fill in.
+    fillers = {column.key: _filler(column.default) for column in compiled.insert_prefetch if column.key not in keys}
+    fillers |= {column.key: _filler(column.onupdate) for column in compiled.update_prefetch if column.key not in keys}
+    columns = list(statement.exported_columns)  # a SELECT's columns, or what an INSERT/UPDATE returns
+    readers = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    return Prepared(
+        sql=state.statement,
+        names=names,
+        defaults={name: value for name, value in state.parameters.items() if name not in required},
+        binders=binders,
+        keys=tuple(column.key for column in columns),
+        readers=readers,
+        fillers=fillers,
+    )
+
+
+def _filler(default: Any) -> Callable[[], Any]:
+    """A column default as SQLAlchemy would make it (its callables take an execution context, unused here)."""
+    if default.is_callable:
+        return lambda: default.arg(None)
+    return lambda: default.arg
+
+
+class Row(tuple[Any, ...]):
+    """A result row read like SQLAlchemy's: by position, by attribute, or as `_mapping`."""
+
+    _keys: tuple[str, ...]
+
+    def __new__(cls, keys: tuple[str, ...], values: Iterable[Any]) -> Row:
+        row = super().__new__(cls, values)
+        row._keys = keys
+        return row
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._keys, self, strict=True))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._keys.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+
+class Result:
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+
+    def all(self) -> list[Row]:
+        return self.rows
+
+    def one_or_none(self) -> Row | None:
+        if len(self.rows) > 1:
+            raise exc.MultipleResultsFound("more than one row where at most one was expected")
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Row:
+        found = self.one_or_none()
+        if found is None:
+            raise exc.NoResultFound("no row where one was expected")
+        return found
+
+    def scalar_one_or_none(self) -> Any:
+        found = self.one_or_none()
+        return None if found is None else found[0]
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+class DirectTx:
+    """A transaction on the driver's connection. Statements are compiled once per statement object and set of
+    parameter names: pass the prebuilt statements of the request path, not statements built per call."""
+
+    def __init__(
+        self, engine: AsyncEngine, cache: dict[tuple[int, frozenset[str]], tuple[Any, Prepared]], hooks: Hooks
+    ) -> None:
+        self.engine = engine
+        self.hooks = hooks
+        self.dialect = engine.dialect
+        self.info: dict[str, Any] = {}
+        self._cache = cache
+
+    def get_bind(self) -> Engine:
+        """The engine, as a session answers (queries that build dialect-specific statements ask it)."""
+        return self.engine.sync_engine
+
+    def prepared(self, statement: Any, params: Mapping[str, Any]) -> Prepared:
+        key = (id(statement), frozenset(params))
+        found = self._cache.get(key)
+        if found is None or found[0] is not statement:
+            if len(self._cache) > 512:  # statements built per call would otherwise pile up
+                self._cache.clear()
+            found = (statement, prepare(statement, self.dialect, params))
+            self._cache[key] = found
+        return found[1]
+
+    async def execute(self, statement: Any, params: Params = None) -> Result:
+        self.hooks.statement()
+        if params is None or isinstance(params, Mapping):
+            prepared = self.prepared(statement, params or {})
+            return Result(await self._run(prepared, prepared.bind(params or {})))
+        if not params:
+            return Result([])
+        prepared = self.prepared(statement, params[0])
+        await self._run_many(prepared, [prepared.bind(one) for one in params])
+        return Result([])
+
+    async def scalar(self, statement: Any, params: Params = None) -> Any:
+        return (await self.execute(statement, params)).scalar()
+
+    async def _run(self, prepared: Prepared, values: tuple[Any, ...]) -> list[Row]:
+        raise NotImplementedError
+
+    async def _run_many(self, prepared: Prepared, values: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+
+Tx = AsyncSession | DirectTx
+"""What the request path's queries run in: a session's transaction or a direct one."""
+
+
+def _translated(error: Exception, sql: str) -> exc.DBAPIError:
+    """A driver's error as SQLAlchemy's class of it."""
+    name = type(error).__name__
+    kind: type[exc.DBAPIError]
+    if isinstance(error, sqlite3.IntegrityError) or "IntegrityConstraintViolation" in _names(error):
+        kind = exc.IntegrityError
+    elif isinstance(error, sqlite3.OperationalError | OSError) or "PostgresConnectionError" in _names(error):
+        kind = exc.OperationalError
+    elif "InterfaceError" in _names(error) or name == "ConnectionDoesNotExistError":
+        kind = exc.InterfaceError
+    else:
+        kind = exc.DBAPIError
+    return kind(sql, None, error)
+
+
+def _names(error: Exception) -> set[str]:
+    return {klass.__name__ for klass in type(error).__mro__}
+
+
+class SQLiteTx(DirectTx):
+    def __init__(self, connection: sqlite3.Connection, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+        super().__init__(engine, cache, hooks)
+        self.connection = connection
+
+    async def _run(self, prepared: Prepared, values: tuple[Any, ...]) -> list[Row]:
+        try:
+            cursor = self.connection.execute(prepared.sql, values)
+            rows = cursor.fetchall() if prepared.keys else []
+        except sqlite3.Error as error:
+            raise _translated(error, prepared.sql) from error
+        return [prepared.row(raw) for raw in rows]
+
+    async def _run_many(self, prepared: Prepared, values: list[tuple[Any, ...]]) -> None:
+        try:
+            self.connection.executemany(prepared.sql, values)
+        except sqlite3.Error as error:
+            raise _translated(error, prepared.sql) from error
+
+
+class PostgresTx(DirectTx):
+    def __init__(self, connection: Any, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+        super().__init__(engine, cache, hooks)
+        self.connection = connection
+
+    async def _run(self, prepared: Prepared, values: tuple[Any, ...]) -> list[Row]:
+        try:
+            if prepared.keys:
+                return [prepared.row(raw) for raw in await self.connection.fetch(prepared.sql, *values)]
+            await self.connection.execute(prepared.sql, *values)
+            return []
+        except Exception as error:
+            raise _translated(error, prepared.sql) from error
+
+    async def _run_many(self, prepared: Prepared, values: list[tuple[Any, ...]]) -> None:
+        try:
+            await self.connection.executemany(prepared.sql, values)
+        except Exception as error:
+            raise _translated(error, prepared.sql) from error
+
+
+class Direct:
+    """Opens direct transactions for a `Database` (see the module's docstring)."""
+
+    BUSY_WAIT = 30.0
+    """How long `BEGIN IMMEDIATE` is retried while another process writes (SQLite's busy timeout elsewhere)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._cache: dict[tuple[int, frozenset[str]], tuple[Any, Prepared]] = {}
+        self._sqlite: sqlite3.Connection | None = None
+        self.hooks = Hooks()
+        self._postgres = None if self.is_sqlite else _KeptConnections(engine, self._cache, self.hooks)
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            connection = sqlite3.connect(self.engine.url.database or "", isolation_level=None)
+            for pragma in ("synchronous=NORMAL", "busy_timeout=0", "foreign_keys=ON", "wal_autocheckpoint=0"):
+                connection.execute(f"PRAGMA {pragma}")
+            self._sqlite = connection
+        return self._sqlite
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DirectTx]:
+        """Committed when the block ends, rolled back if it raises. On SQLite the caller holds the write lock."""
+        if self.is_sqlite:
+            async with self._sqlite_transaction() as tx:
+                yield tx
+            return
+        assert self._postgres is not None
+        async with self._postgres.transaction() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[DirectTx]:
+        connection = self._sqlite_connection()
+        await self._begin_immediate(connection)
+        self.hooks.checkout()
+        try:
+            try:
+                yield SQLiteTx(connection, self.engine, self._cache, self.hooks)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise _translated(error, "COMMIT") from error
+        finally:
+            self.hooks.checkin()
+
+    async def _begin_immediate(self, connection: sqlite3.Connection) -> None:
+        """Take SQLite's write lock, waiting for another process's writer with asyncio sleeps."""
+        gave_up = time.monotonic() + self.BUSY_WAIT
+        pause = 0.001
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > gave_up:
+                    raise _translated(error, "BEGIN IMMEDIATE") from error
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+        if self._postgres is not None:
+            await self._postgres.close()
+
+
+class _KeptConnections:
+    """PostgreSQL connections of direct transactions: taken from the engine's pool once (so they are set up as
+    its own are), then kept out of it and reused without its pre-ping, which costs three round trips a checkout.
+    A kept connection that broke while idle fails its `BEGIN`, before anything was done: the transaction starts
+    again on a new one. At most `SIZE` are open, as many as the pool keeps."""
+
+    SIZE = 10
+
+    def __init__(self, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+        self.engine = engine
+        self._cache = cache
+        self.hooks = hooks
+        self._idle: list[Any] = []
+        self._slots = asyncio.Semaphore(self.SIZE)
+
+    async def _new(self) -> Any:
+        pooled = await self.engine.raw_connection()
+        driver = pooled.driver_connection
+        pooled.detach()  # ours now: the pool opens another in its place when it needs one
+        return driver
+
+    async def _begun(self) -> tuple[Any, Any]:
+        """A connection in a started transaction: an idle one if its `BEGIN` goes through, else a new one."""
+        while self._idle:
+            driver = self._idle.pop()
+            began = driver.transaction()
+            try:
+                await began.start()
+                return driver, began
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                driver.terminate()
+        driver = await self._new()
+        began = driver.transaction()
+        try:
+            await began.start()
+        except Exception as error:
+            driver.terminate()
+            raise _translated(error, "BEGIN") from error
+        return driver, began
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DirectTx]:
+        async with self._slots:
+            driver, began = await self._begun()
+            self.hooks.checkout()
+            try:
+                try:
+                    yield PostgresTx(driver, self.engine, self._cache, self.hooks)
+                except BaseException:
+                    await began.rollback()
+                    raise
+                try:
+                    await began.commit()
+                except Exception as error:
+                    raise _translated(error, "COMMIT") from error
+            except BaseException:
+                if not driver.is_closed() and driver.is_in_transaction():
+                    driver.terminate()  # a rollback that failed, a query cut off by a cancellation
+                raise
+            finally:
+                self.hooks.checkin()
+                if not driver.is_closed() and not driver.is_in_transaction():
+                    self._idle.append(driver)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for driver in idle:
+            await driver.close()
