@@ -15,10 +15,11 @@ rows with `_mapping` and attributes), and both carry `info` for `engine.changed`
   WAL database without a checkpoint is a few page writes to the OS cache, cheaper than any hop to a thread. Writers
   of this process queue on the `Database`'s write lock first (as every writer does), so `BEGIN IMMEDIATE` waits only
   for another process: it is tried without SQLite's busy handler and retried with asyncio sleeps, so the loop never
-  waits on a lock. The connection does not checkpoint (`wal_autocheckpoint=0`): the WAL is folded back by the pool's
-  connections, which commit in their thread (the lease keeper every few seconds while requests are in flight).
-- **PostgreSQL**: asyncpg's connection, checked out of the engine's pool (so pool size, pre-ping, metrics and
-  invalidation stay one thing), in an asyncpg transaction; asyncpg prepares each statement once per connection.
+  waits on a lock. The connection does not checkpoint (`wal_autocheckpoint=0`): every `CHECKPOINT_EVERY` commits, a
+  passive checkpoint runs on one of the pool's connections, in its thread, as SQLite's own would every 1,000 pages.
+- **PostgreSQL**: asyncpg connections taken from the engine's pool once (set up as its own are, JSON codecs and
+  all) and kept for direct transactions (`_KeptConnections`): a checkout's pre-ping costs three round trips, more
+  than the charge itself. asyncpg prepares each statement once per connection.
 
 A driver's error is raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, ...), which is what callers catch.
 """
@@ -28,15 +29,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import structlog
 from sqlalchemy import exc
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from grokgate.db.prepared import Prepared, Result, Row, prepare
+
+log = structlog.get_logger(__name__)
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
@@ -52,121 +58,6 @@ class Hooks:
     checkout: Callable[[], None] = _nothing
     checkin: Callable[[], None] = _nothing
     statement: Callable[[], None] = _nothing
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One statement's SQL for one dialect, the order its parameters bind in, and how values are converted."""
-
-    sql: str
-    names: tuple[str, ...]
-    defaults: Mapping[str, Any]
-    binders: tuple[Any, ...]
-    keys: tuple[str, ...]
-    readers: tuple[Any, ...]
-    fillers: Mapping[str, Callable[[], Any]]
-    """An INSERT's columns not given that have a Python-side default, and how to make it."""
-
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for name, binder in zip(self.names, self.binders, strict=True):
-            if name in params:
-                value = params[name]
-            elif name in self.fillers:
-                value = self.fillers[name]()
-            else:
-                value = self.defaults[name]  # a constant of the statement; KeyError for a parameter not given
-            values.append(value if binder is None else binder(value))
-        return tuple(values)
-
-    def row(self, raw: Sequence[Any]) -> Row:
-        return Row(self.keys, [v if r is None else r(v) for v, r in zip(raw, self.readers, strict=True)])
-
-
-def prepare(statement: Any, dialect: Dialect, keys: Iterable[str]) -> Prepared:
-    """Compile `statement` for `dialect` as SQLAlchemy would execute it with parameters named `keys` (an INSERT's
-    columns are the keys given), with `IN` lists written out."""
-    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
-    required = {name for name, bind in compiled.binds.items() if bind.required}
-    # The SQL as it runs (`IN` lists written out), the parameters' order and their converters; any value does
-    # for the parameters given at execution, which `bind` takes from the call instead.
-    state = compiled.construct_expanded_state({name: None for name in required}, escape_names=False)
-    names = tuple(state.positiontup or ())
-    types = {name: bind.type for name, bind in compiled.binds.items()}
-    for listed, expanded in state.parameter_expansion.items():
-        types.update((name, types[listed]) for name in expanded)
-    binders = tuple(types[name].dialect_impl(dialect).bind_processor(dialect) for name in names)
-    # Columns left out whose Python-side default (INSERT) or `onupdate` (UPDATE) SQLAlchemy would fill in.
-    fillers = {column.key: _filler(column.default) for column in compiled.insert_prefetch if column.key not in keys}
-    fillers |= {column.key: _filler(column.onupdate) for column in compiled.update_prefetch if column.key not in keys}
-    columns = list(statement.exported_columns)  # a SELECT's columns, or what an INSERT/UPDATE returns
-    readers = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-    return Prepared(
-        sql=state.statement,
-        names=names,
-        defaults={name: value for name, value in state.parameters.items() if name not in required},
-        binders=binders,
-        keys=tuple(column.key for column in columns),
-        readers=readers,
-        fillers=fillers,
-    )
-
-
-def _filler(default: Any) -> Callable[[], Any]:
-    """A column default as SQLAlchemy would make it (its callables take an execution context, unused here)."""
-    if default.is_callable:
-        return lambda: default.arg(None)
-    return lambda: default.arg
-
-
-class Row(tuple[Any, ...]):
-    """A result row read like SQLAlchemy's: by position, by attribute, or as `_mapping`."""
-
-    _keys: tuple[str, ...]
-
-    def __new__(cls, keys: tuple[str, ...], values: Iterable[Any]) -> Row:
-        row = super().__new__(cls, values)
-        row._keys = keys
-        return row
-
-    @property
-    def _mapping(self) -> dict[str, Any]:
-        return dict(zip(self._keys, self, strict=True))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[self._keys.index(name)]
-        except ValueError:
-            raise AttributeError(name) from None
-
-
-class Result:
-    def __init__(self, rows: list[Row]) -> None:
-        self.rows = rows
-
-    def all(self) -> list[Row]:
-        return self.rows
-
-    def one_or_none(self) -> Row | None:
-        if len(self.rows) > 1:
-            raise exc.MultipleResultsFound("more than one row where at most one was expected")
-        return self.rows[0] if self.rows else None
-
-    def one(self) -> Row:
-        found = self.one_or_none()
-        if found is None:
-            raise exc.NoResultFound("no row where one was expected")
-        return found
-
-    def scalar_one_or_none(self) -> Any:
-        found = self.one_or_none()
-        return None if found is None else found[0]
-
-    def scalar_one(self) -> Any:
-        return self.one()[0]
-
-    def scalar(self) -> Any:
-        return self.rows[0][0] if self.rows else None
 
 
 class DirectTx:
@@ -222,22 +113,17 @@ Tx = AsyncSession | DirectTx
 
 
 def _translated(error: Exception, sql: str) -> exc.DBAPIError:
-    """A driver's error as SQLAlchemy's class of it."""
-    name = type(error).__name__
+    """A driver's error as SQLAlchemy's class of it: a broken connection or a locked database is operational."""
     kind: type[exc.DBAPIError]
-    if isinstance(error, sqlite3.IntegrityError) or "IntegrityConstraintViolation" in _names(error):
+    if isinstance(error, sqlite3.IntegrityError | asyncpg.IntegrityConstraintViolationError):
         kind = exc.IntegrityError
-    elif isinstance(error, sqlite3.OperationalError | OSError) or "PostgresConnectionError" in _names(error):
+    elif isinstance(error, sqlite3.OperationalError | OSError | asyncpg.PostgresConnectionError):
         kind = exc.OperationalError
-    elif "InterfaceError" in _names(error) or name == "ConnectionDoesNotExistError":
+    elif isinstance(error, asyncpg.InterfaceError):
         kind = exc.InterfaceError
     else:
         kind = exc.DBAPIError
     return kind(sql, None, error)
-
-
-def _names(error: Exception) -> set[str]:
-    return {klass.__name__ for klass in type(error).__mro__}
 
 
 class SQLiteTx(DirectTx):
@@ -284,6 +170,8 @@ class PostgresTx(DirectTx):
 class Direct:
     """Opens direct transactions for a `Database` (see the module's docstring)."""
 
+    CHECKPOINT_EVERY = 200
+    """Direct commits on SQLite between two checkpoints (a request's transactions write a few pages each)."""
     BUSY_WAIT = 30.0
     """How long `BEGIN IMMEDIATE` is retried while another process writes (SQLite's busy timeout elsewhere)."""
 
@@ -293,6 +181,8 @@ class Direct:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._cache: dict[tuple[int, frozenset[str]], tuple[Any, Prepared]] = {}
         self._sqlite: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
         self.hooks = Hooks()
         self._postgres = None if self.is_sqlite else _KeptConnections(engine, self._cache, self.hooks)
 
@@ -334,6 +224,19 @@ class Direct:
                 raise _translated(error, "COMMIT") from error
         finally:
             self.hooks.checkin()
+        self._commits += 1
+        if self._commits % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
+            self._checkpoint = asyncio.create_task(self._fold_wal())
+
+    async def _fold_wal(self) -> None:
+        """A passive checkpoint (it never waits for readers or writers), off the event loop."""
+        try:
+            async with self.engine.connect() as pooled:  # outside a transaction, where a checkpoint can run
+                aiosqlite_connection = (await pooled.get_raw_connection()).driver_connection
+                assert aiosqlite_connection is not None
+                await aiosqlite_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # the next one will try again; the WAL only grows meanwhile
+            log.warning("db.checkpoint_failed", exc_info=True)
 
     async def _begin_immediate(self, connection: sqlite3.Connection) -> None:
         """Take SQLite's write lock, waiting for another process's writer with asyncio sleeps."""
@@ -350,6 +253,9 @@ class Direct:
             pause = min(pause * 2, 0.05)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.cancel()
+            self._checkpoint = None
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
@@ -382,15 +288,15 @@ class _KeptConnections:
         """A connection in a started transaction: an idle one if its `BEGIN` goes through, else a new one."""
         while self._idle:
             driver = self._idle.pop()
-            began = driver.transaction()
             try:
+                began = driver.transaction()
                 await began.start()
                 return driver, began
             except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                driver.terminate()
+                driver.terminate()  # closed already, or closed now
         driver = await self._new()
-        began = driver.transaction()
         try:
+            began = driver.transaction()
             await began.start()
         except Exception as error:
             driver.terminate()
@@ -406,19 +312,21 @@ class _KeptConnections:
                 try:
                     yield PostgresTx(driver, self.engine, self._cache, self.hooks)
                 except BaseException:
-                    await began.rollback()
+                    try:
+                        await began.rollback()
+                    except Exception:  # the connection broke, and the server rolled the transaction back with it
+                        driver.terminate()
                     raise
                 try:
                     await began.commit()
                 except Exception as error:
+                    driver.terminate()  # whether it committed is unknown: the connection is not used again
                     raise _translated(error, "COMMIT") from error
-            except BaseException:
-                if not driver.is_closed() and driver.is_in_transaction():
-                    driver.terminate()  # a rollback that failed, a query cut off by a cancellation
-                raise
             finally:
                 self.hooks.checkin()
-                if not driver.is_closed() and not driver.is_in_transaction():
+                if driver.is_closed() or driver.is_in_transaction():  # a query cut off by a cancellation
+                    driver.terminate()
+                else:
                     self._idle.append(driver)
 
     async def close(self) -> None:
