@@ -217,7 +217,7 @@ class Poller:
         await self._apply(job, states.Complete(tuple(media), found.duration, found.cost_in_usd_ticks), answered=True)
 
     async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
-        async with self.db.transaction() as session:
+        async with self.db.direct() as session:
             if isinstance(decision, states.Wait):
                 kept = await repository.reschedule(
                     session,

@@ -359,8 +359,41 @@ async def claim_due(
     )
 
 
+def _reschedule_statement(*, with_progress: bool, answered: bool) -> Any:
+    """`reschedule`'s UPDATE, built once for each kind (see `ledger._move_statement` for why)."""
+    unchanged = _JOBS.c.status == bindparam("wait_status")
+    if with_progress:
+        unchanged = and_(unchanged, _JOBS.c.progress == bindparam("wait_progress"))
+    values: dict[str, Any] = {
+        "status": bindparam("wait_status"),
+        "next_poll_at": bindparam("poll_at", type_=_JOBS.c.next_poll_at.type),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": case((unchanged, _JOBS.c.updated_at), else_=bindparam("now", type_=_JOBS.c.updated_at.type)),
+        "poll_count": _JOBS.c.poll_count + 1,
+        "poll_failures": 0 if answered else _JOBS.c.poll_failures + 1,
+    }
+    if with_progress:
+        values["progress"] = bindparam("wait_progress", type_=_JOBS.c.progress.type)
+    return (
+        update(_JOBS)
+        .where(
+            _JOBS.c.id == bindparam("job_id"),
+            _JOBS.c.status.in_(states.ACTIVE),
+            _JOBS.c.lease_owner == bindparam("owner"),
+        )
+        .values(**values)
+        .returning(_JOBS.c.id)
+    )
+
+
+_RESCHEDULES = {
+    (p, a): _reschedule_statement(with_progress=p, answered=a) for p in (False, True) for a in (False, True)
+}
+
+
 async def reschedule(
-    session: AsyncSession,
+    session: Tx,
     job_id: str,
     wait: states.Wait,
     *,
@@ -377,27 +410,15 @@ async def reschedule(
     `was_progress` are what the lease holder found (unknown: they are woken), since only the lease holder changes
     them while the job runs.
     """
-    unchanged = Job.status == wait.status
-    if wait.progress is not None:
-        unchanged = and_(unchanged, Job.progress == wait.progress)
-    values: dict[str, Any] = {
-        "status": wait.status,
-        "next_poll_at": wait.next_poll_at,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "updated_at": case((unchanged, Job.updated_at), else_=utcnow()),
-        "poll_count": Job.poll_count + 1,
-        "poll_failures": 0 if answered else Job.poll_failures + 1,
+    params = {
+        "job_id": job_id,
+        "owner": owner,
+        "wait_status": wait.status,
+        "wait_progress": wait.progress,
+        "poll_at": wait.next_poll_at,
+        "now": utcnow(),
     }
-    if wait.progress is not None:
-        values["progress"] = wait.progress
-    result = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(states.ACTIVE), Job.lease_owner == owner)
-        .values(**values)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    )
+    result = await session.execute(_RESCHEDULES[wait.progress is not None, answered], params)
     kept = result.scalar_one_or_none() is not None
     if kept and (was != wait.status or (wait.progress is not None and wait.progress != was_progress)):
         changed(session, JOBS, job_id)
