@@ -15,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing.amounts import MAX_CREDITS
 from grokgate.billing.models import KeySpend
+from grokgate.db.base import table_of
 from grokgate.db.direct import Tx
 from grokgate.errors import ApiError
 
@@ -80,10 +81,37 @@ def cap_reached(cap: int, spent: int, at: Window) -> ApiError:
     )
 
 
-async def _ensure_row(session: Tx, key_id: str, period: str) -> None:
-    values = {"key_id": key_id, "period": period, "spent": 0}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(KeySpend).values(**values).on_conflict_do_nothing())
+_SPEND = table_of(KeySpend)
+_ENSURE = {
+    dialect: insert(_SPEND)
+    .values(key_id=bindparam("capped_key"), period=bindparam("window_period"), spent=0)
+    .on_conflict_do_nothing()
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+"""A window's row, made if missing. The charge path's statements are built once (see `ledger._move_statement`);
+their parameters are not named as columns, which an INSERT or UPDATE reserves for itself."""
+_COUNT = (
+    update(_SPEND)
+    .where(
+        _SPEND.c.key_id == bindparam("capped_key"),
+        _SPEND.c.period == bindparam("window_period"),
+        _SPEND.c.spent + bindparam("amount", type_=Integer) <= bindparam("cap", type_=Integer),
+    )
+    .values(spent=_SPEND.c.spent + bindparam("amount", type_=Integer))
+    .returning(_SPEND.c.spent)
+)
+_SPENT = select(_SPEND.c.spent).where(
+    _SPEND.c.key_id == bindparam("capped_key"), _SPEND.c.period == bindparam("window_period")
+)
+_GIVE_BACK = (
+    update(_SPEND)
+    .where(
+        _SPEND.c.key_id == bindparam("capped_key"),
+        _SPEND.c.period.in_([bindparam("day"), bindparam("month")]),
+        _SPEND.c.spent >= bindparam("amount", type_=Integer),
+    )
+    .values(spent=_SPEND.c.spent - bindparam("amount", type_=Integer))
+)
 
 
 async def spend(session: Tx, key_id: str, caps: Caps, amount: int, at: datetime) -> None:
@@ -93,30 +121,18 @@ async def spend(session: Tx, key_id: str, caps: Caps, amount: int, at: datetime)
         if cap is None:
             continue
         current = window(span, at)
-        await _ensure_row(session, key_id, current.period)
-        counted = await session.execute(
-            update(KeySpend)
-            .where(KeySpend.key_id == key_id, KeySpend.period == current.period, KeySpend.spent + amount <= cap)
-            .values(spent=KeySpend.spent + amount)
-            .returning(KeySpend.spent)
-            .execution_options(synchronize_session=False)
-        )
+        params = {"capped_key": key_id, "window_period": current.period, "amount": amount, "cap": cap}
+        await session.execute(_ENSURE[session.get_bind().dialect.name], params)
+        counted = await session.execute(_COUNT, params)
         if counted.scalar_one_or_none() is None:
-            spent = await session.scalar(
-                select(KeySpend.spent).where(KeySpend.key_id == key_id, KeySpend.period == current.period)
-            )
+            spent = await session.scalar(_SPENT, params)
             raise cap_reached(cap, int(spent or 0), current)
 
 
 async def give_back(session: Tx, key_id: str, amount: int, charged_at: datetime) -> None:
     """Take a refunded charge off the windows it was counted in. A key without caps has no rows: nothing happens."""
-    periods = [window(span, charged_at).period for span in ("day", "month")]
-    await session.execute(
-        update(KeySpend)
-        .where(KeySpend.key_id == key_id, KeySpend.period.in_(periods), KeySpend.spent >= amount)
-        .values(spent=KeySpend.spent - amount)
-        .execution_options(synchronize_session=False)
-    )
+    day, month = (window(span, charged_at).period for span in ("day", "month"))
+    await session.execute(_GIVE_BACK, {"capped_key": key_id, "amount": amount, "day": day, "month": month})
 
 
 async def spent_now(session: AsyncSession, key_id: str, at: datetime) -> dict[str, int]:

@@ -210,6 +210,7 @@ class Direct:
         connection = self._sqlite_connection()
         await self._begin_immediate(connection)
         self.hooks.checkout()
+        self.hooks.statement()  # the BEGIN, counted as the pool's connections count theirs
         try:
             try:
                 yield SQLiteTx(connection, self.engine, self._cache, self.hooks)
@@ -292,8 +293,8 @@ class _KeptConnections:
                 began = driver.transaction()
                 await began.start()
                 return driver, began
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                driver.terminate()  # closed already, or closed now
+            except Exception:  # closed, or cut by the server while kept (asyncpg may not have read why yet)
+                driver.terminate()  # nothing was done on it: the transaction goes to the next one
         driver = await self._new()
         try:
             began = driver.transaction()
