@@ -1,4 +1,4 @@
-"""The request path's transactions, run on the database driver itself: Core statements compiled once, bound by
+"""The request path's transactions (and the poller's record of each poll), run on the database driver itself: Core statements compiled once, bound by
 SQLAlchemy's own type processors, executed with none of its execution machinery.
 
 Why: on every image request the gateway charges, claims a storage key and ends the job, three short transactions of
