@@ -1,5 +1,6 @@
-"""The request path's transactions (and the poller's record of each poll), run on the database driver itself: Core statements compiled once, bound by
-SQLAlchemy's own type processors, executed with none of its execution machinery.
+"""The request path's transactions (and the poller's record of each poll), run on the database driver itself:
+Core statements compiled once, bound by SQLAlchemy's own type processors, executed with none of its execution
+machinery.
 
 Why: on every image request the gateway charges, claims a storage key and ends the job, three short transactions of
 seven statements. Through an ORM session each statement cost about 0.5 ms of CPU in SQLAlchemy (session and
