@@ -46,6 +46,8 @@ from grokgate.db.prepared import Prepared, Result, Row, prepare
 log = structlog.get_logger(__name__)
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Cache = dict[tuple[int, frozenset[str]], tuple[Any, Prepared]]
+"""Prepared statements by (statement's id, parameter names), with the statement kept so that its id stays its own."""
 
 
 def _nothing() -> None:
@@ -65,9 +67,7 @@ class DirectTx:
     """A transaction on the driver's connection. Statements are compiled once per statement object and set of
     parameter names: pass the prebuilt statements of the request path, not statements built per call."""
 
-    def __init__(
-        self, engine: AsyncEngine, cache: dict[tuple[int, frozenset[str]], tuple[Any, Prepared]], hooks: Hooks
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, cache: Cache, hooks: Hooks) -> None:
         self.engine = engine
         self.hooks = hooks
         self.dialect = engine.dialect
@@ -128,7 +128,7 @@ def _translated(error: Exception, sql: str) -> exc.DBAPIError:
 
 
 class SQLiteTx(DirectTx):
-    def __init__(self, connection: sqlite3.Connection, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+    def __init__(self, connection: sqlite3.Connection, engine: AsyncEngine, cache: Cache, hooks: Hooks) -> None:
         super().__init__(engine, cache, hooks)
         self.connection = connection
 
@@ -148,7 +148,7 @@ class SQLiteTx(DirectTx):
 
 
 class PostgresTx(DirectTx):
-    def __init__(self, connection: Any, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+    def __init__(self, connection: Any, engine: AsyncEngine, cache: Cache, hooks: Hooks) -> None:
         super().__init__(engine, cache, hooks)
         self.connection = connection
 
@@ -178,9 +178,8 @@ class Direct:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.dialect = engine.dialect
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._cache: dict[tuple[int, frozenset[str]], tuple[Any, Prepared]] = {}
+        self._cache: Cache = {}
         self._sqlite: sqlite3.Connection | None = None
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
@@ -273,7 +272,7 @@ class _KeptConnections:
 
     SIZE = 10
 
-    def __init__(self, engine: AsyncEngine, cache: Any, hooks: Hooks) -> None:
+    def __init__(self, engine: AsyncEngine, cache: Cache, hooks: Hooks) -> None:
         self.engine = engine
         self._cache = cache
         self.hooks = hooks

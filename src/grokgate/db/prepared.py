@@ -24,7 +24,8 @@ class Prepared:
     keys: tuple[str, ...]
     readers: tuple[Any, ...]
     fillers: Mapping[str, Callable[[], Any]]
-    """An INSERT's columns not given that have a Python-side default, and how to make it."""
+    """Columns not given that SQLAlchemy would fill in (an INSERT's Python-side default, an UPDATE's `onupdate`),
+    and how to make each value."""
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = []
