@@ -1,4 +1,5 @@
-"""The HTTP transport under the xAI client: aiohttp's connection pool and parser, behind httpx's interface.
+"""The HTTP transport under the media downloader (`storage/ingest.py`): aiohttp's connection pool and parser,
+behind httpx's interface. (The xAI client itself, `xai.py`, calls aiohttp directly.)
 
 httpx's own transport (httpcore over anyio) scans every pooled connection on each request (a readability check,
 a system call each) and runs a pure-Python HTTP/1.1 state machine under cancel scopes; with a few hundred calls to
@@ -6,11 +7,11 @@ xAI in flight (videos submitted, polled and downloaded at once) that was about a
 (py-spy). `httpx-aiohttp` keeps httpx's client (URLs, headers, timeouts, the `httpx.Response` the adapter reads)
 and hands the wire to aiohttp, whose pool and C parser cost a fraction of that.
 
-One thing is taken back from it: which error a failure becomes. The adapter decides from the error's type whether a
-submission may have reached xAI (`ConnectError`, `ConnectTimeout` and `PoolTimeout`: surely not, so it is retried;
-any other `TransportError`: perhaps, so a video is not sent twice). The library maps every
-`aiohttp.ClientConnectionError`, a server that hung up mid-answer included, to `ConnectTimeout`; here only a
-connection that was never made is a connect error, and anything unsure is a `ReadError`.
+One thing is taken back from it: which error a failure becomes. Every failure on the wire comes out as an httpx
+`TransportError` (the downloader catches httpx's errors), mid-body included, where the library lets aiohttp's own
+through; and the type keeps what is known: the library maps every `aiohttp.ClientConnectionError`, a server that
+hung up mid-answer included, to `ConnectTimeout`; here only a connection that was never made is a connect error,
+and anything unsure is a `ReadError`.
 """
 
 from __future__ import annotations
