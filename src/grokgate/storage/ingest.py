@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import httpx
+import aiohttp
 from obstore.exceptions import BaseError as ObstoreError
 
 from grokgate.storage import probe
@@ -26,7 +26,7 @@ from grokgate.storage.probe import NotMedia
 from grokgate.storage.retention import ObjectClaims
 from grokgate.storage.store import MediaStore
 from grokgate.storage.stored import MediaGone, MediaRejected, MediaUnavailable, StorageFailed, StoredMedia
-from grokgate.upstream.transport import UpstreamTransport
+from grokgate.upstream.http import LazySession
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ class Ingestor:
         self.limits = limits
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True, transport=UpstreamTransport()
-        )
+        self._client = LazySession(timeout=timeout, max_connections=100)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -125,18 +123,17 @@ class Ingestor:
         digest = hashlib.sha256()
         size = 0
         try:
-            async with self._client.stream("GET", url) as response:
-                if response.status_code in (404, 410):
-                    raise MediaGone(f"downloading the result answered {response.status_code}")
-                if response.status_code != 200:
-                    raise MediaUnavailable(f"downloading the result answered {response.status_code}")
-                declared = int(response.headers.get("content-length") or 0)
-                if declared > most:
+            async with self._client().get(url) as response:  # redirects followed
+                if response.status in (404, 410):
+                    raise MediaGone(f"downloading the result answered {response.status}")
+                if response.status != 200:
+                    raise MediaUnavailable(f"downloading the result answered {response.status}")
+                if (response.content_length or 0) > most:
                     raise MediaRejected(f"the result is larger than {most} bytes")
                 with target.open("wb") as handle:
                     pending: list[bytes] = []
                     buffered = 0
-                    async for chunk in response.aiter_bytes(256 * 1024):
+                    async for chunk in response.content.iter_chunked(256 * 1024):
                         size += len(chunk)
                         if size > most:
                             raise MediaRejected(f"the result is larger than {most} bytes")
@@ -147,10 +144,8 @@ class Ingestor:
                             pending, buffered = [], 0
                     if pending:
                         await asyncio.to_thread(_absorb, pending, digest, handle)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:  # a Content-Length that is no number included
             raise MediaUnavailable(f"downloading the result failed: {exc!r}") from exc
-        except ValueError as exc:  # a Content-Length that is not a number
-            raise MediaUnavailable(f"downloading the result failed: {exc}") from exc
         return digest.hexdigest(), size
 
     async def _keep(self, *objects: tuple[str, Callable[[], Awaitable[None]]]) -> None:
