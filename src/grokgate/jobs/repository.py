@@ -57,12 +57,19 @@ class Finishing:
     metrics: Metrics | None = None
 
 
-async def get(session: AsyncSession, org_id: str, job_id: str, *, with_input: bool = True) -> Job | None:
-    """The organisation's job, or None: another organisation's job is as unknown as a job that does not exist."""
-    query = select(Job).where(Job.id == job_id, Job.org_id == org_id)
-    if not with_input:
-        query = query.options(WITHOUT_INPUT)
-    return (await session.scalars(query)).one_or_none()
+_GETS = {
+    with_input: select(*(_JOBS.c if with_input else _SHOWN)).where(
+        _JOBS.c.id == bindparam("job_id"), _JOBS.c.org_id == bindparam("org_id")
+    )
+    for with_input in (True, False)
+}
+
+
+async def get(session: Tx, org_id: str, job_id: str, *, with_input: bool = True) -> Job | None:
+    """The organisation's job, or None: another organisation's job is as unknown as a job that does not exist.
+    Without its input, the job's `input` is None (streams never show it, and it may be large)."""
+    row = (await session.execute(_GETS[with_input], {"job_id": job_id, "org_id": org_id})).one_or_none()
+    return None if row is None else Job(**row._mapping)
 
 
 async def status_of(session: AsyncSession, job_id: str) -> str | None:

@@ -344,7 +344,7 @@ class JobService:
         return queued
 
     async def get(self, caller: Caller, job_id: str, *, with_input: bool = True) -> Job:
-        async with self.db.reader() as session:
+        async with self.db.quick_read() as session:
             job = await repository.get(session, caller.org_id, job_id, with_input=with_input)
         if job is None:
             raise job_not_found(job_id)
