@@ -21,7 +21,8 @@ def timeouts(seconds: float) -> aiohttp.ClientTimeout:
 
 class LazySession:
     """An aiohttp session made on first use: aiohttp binds a session to the running event loop, and what holds one
-    (the xAI client, the ingestor) is built before the loop runs."""
+    (the xAI client, the ingestor) is built before the loop runs. Once closed it stays closed (a call then raises
+    aiohttp's RuntimeError), as the httpx client before it did."""
 
     def __init__(self, *, timeout: float, max_connections: int, headers: dict[str, str] | None = None) -> None:
         self._timeout = timeouts(timeout)
@@ -30,7 +31,7 @@ class LazySession:
         self._session: aiohttp.ClientSession | None = None
 
     def __call__(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS),
                 headers=self._headers,
