@@ -147,6 +147,20 @@ async def test_a_finished_video_whose_url_is_gone_fails_after_a_few_fresh_polls(
     assert len(downloads) == 3  # PollerSettings.result_attempts, each after a poll that could give a fresh URL
 
 
+async def test_a_gone_result_whose_next_attempt_falls_past_the_deadline_ends_for_the_result(
+    gateway_factory: Any, sandbox: Sandbox
+) -> None:
+    # The first poll (at 1 s or later) finds the link dead; the deadline (1.5 s) comes before the second of the
+    # three attempts can: the job ends for what happened (the video was made, its link was dead), not as a
+    # deadline xAI missed.
+    async with gateway_factory(poll_interval=1.0, video_deadline=1.5) as gw:
+        tenant = await gw.tenant(credits=150)
+        accepted = await gw.generate(tenant, {"prompt": "v [sandbox:deadurl]", "duration": 1})
+        job = await wait_job(gw.client, tenant, accepted.json()["jobId"], timeout=30)
+    assert (job["status"], job["error"]["code"], job["creditsRefunded"]) == ("failed", "RESULT_GONE", 150)
+    assert 1 <= len(await sandbox.requests("/files/")) < 3
+
+
 async def test_polls_answered_with_nonsense_end_at_the_deadline(gateway_factory: Any) -> None:
     async with gateway_factory(video_deadline=1.5) as gw:
         tenant = await gw.tenant(credits=150)

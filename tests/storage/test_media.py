@@ -127,7 +127,7 @@ async def test_image_whose_result_cannot_be_kept_is_refunded(gateway: Gateway, m
 async def test_video_whose_result_cannot_be_kept_is_refunded(
     gateway_factory: Callable[..., Any], marker: str, code: str
 ) -> None:
-    async with gateway_factory(video_deadline=1.5) as gw:
+    async with gateway_factory() as gw:
         tenant = await gw.tenant(credits=150)
         job_id = (await gw.generate(tenant, {"prompt": f"lost [sandbox:{marker}]", "duration": 1})).json()["jobId"]
         job = await wait_job(gw.client, tenant, job_id)

@@ -199,10 +199,13 @@ class Poller:
         except (MediaGone, StorageFailed) as exc:
             failures = job.poll_failures + 1
             log.warning("poller.result_failed", job_id=job.id, error=str(exc), failures=failures)
-            if failures >= self.settings.result_attempts:
+            later = self._back_off(job)
+            if failures >= self.settings.result_attempts or isinstance(later, states.Fail):
+                # Out of attempts, or the deadline falls before the next one: the job ends for what went wrong
+                # with its result (the customer is told the video was made and lost, not that xAI was slow).
                 await self._apply(job, failure_of(exc).ending, answered=True)
             else:
-                await self._apply(job, self._back_off(job), answered=False)
+                await self._apply(job, later, answered=False)
             return
         except MediaUnavailable as exc:
             log.warning("poller.result_unavailable", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
