@@ -51,6 +51,11 @@ async def test_metrics_count_what_happened(gateway: Gateway) -> None:
     assert samples[("grokgate_db_connections_max", ())] >= 1
     assert samples[("grokgate_db_statements_total", ())] > 0
 
+    async def idle() -> bool:  # no request is under way: no connection is in use (the kept ones of direct
+        return (await scrape(gateway))[("grokgate_db_connections_in_use", ())] == 0  # transactions included)
+
+    await wait_for(idle, what="no database connection in use")
+
 
 async def test_backlog_poll_lag_and_webhook_attempts(gateway_factory: Callable[..., Any]) -> None:
     receiver = Receiver(fail_first=1)

@@ -112,6 +112,9 @@ class Metrics:
 
         event.listen(sync.pool, "checkout", checkout)
         event.listen(sync.pool, "checkin", checkin)
+        # A connection detached from the pool (kept for direct transactions) is checked in by no one: it leaves the
+        # count here and is counted again for each direct transaction, by the hooks below.
+        event.listen(sync.pool, "detach", checkin)
         event.listen(sync, "before_cursor_execute", statement)
         if direct is not None:
             direct.checkout, direct.checkin, direct.statement = checkout, checkin, statement
