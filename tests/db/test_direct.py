@@ -24,6 +24,8 @@ from grokgate.jobs.models import Job
 from grokgate.jobs.repository import Finishing
 from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
+from grokgate.storage.models import MediaObject
+from grokgate.storage.retention import ObjectClaims
 from tests.support import BACKEND, make_tenant
 
 
@@ -145,6 +147,41 @@ async def test_a_kept_connection_killed_while_idle_is_replaced_before_anything_i
         assert await ledger.charge(tx, tenant.org_id, "job_b", 1) == 8
     async with db.reader() as session:
         assert await ledger.balance_of(session, tenant.org_id) == ledger.Balance(8, 8)
+
+
+async def _claimed(db: Database, *keys: str) -> dict[str, Any]:
+    async with db.reader() as session:
+        found = await session.scalars(select(MediaObject).where(MediaObject.key.in_(keys)))
+        return {row.key: row.claimed_at for row in found.all()}
+
+
+async def test_claims_are_upserts_committed_without_a_transaction_around_them(db: Database) -> None:
+    claims = ObjectClaims(db)
+    a, b = new_id("obj"), new_id("obj")
+    await claims.claim(a, b)
+    first = await _claimed(db, a, b)
+    assert set(first) == {a, b}
+    await claims.claim(b)  # again: the claim is refreshed, not refused
+    again = await _claimed(db, a, b)
+    assert again[a] == first[a]
+    assert again[b] > first[b]
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's kept connections")
+async def test_a_claim_on_a_kept_connection_killed_while_idle_is_sent_again(db: Database, db_url: str) -> None:
+    claims = ObjectClaims(db)
+    a, b = new_id("obj"), new_id("obj")
+    await claims.claim(a)  # a connection is kept now
+    admin = await asyncpg.connect(db_url)
+    try:
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    await claims.claim(b)  # no BEGIN goes first to find the dead connection: the claim itself fails, then is resent
+    assert set(await _claimed(db, a, b)) == {a, b}
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write lock")

@@ -13,7 +13,7 @@ without reading it again and again (`jobs/notifications.py`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -135,6 +135,15 @@ class Database:
             async with self._write_lock, self._direct.transaction() as tx:
                 yield tx
         self._announce(tx.info.pop(_CHANGED, None))
+
+    async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Prebuilt statements safe to apply twice, each committed on its own, cheaper than a transaction on
+        PostgreSQL (see `Direct.upsert`); on SQLite under the write lock, as every writer."""
+        if self._write_lock is None:
+            await self._direct.upsert(statement, rows)
+        else:
+            async with self._write_lock:
+                await self._direct.upsert(statement, rows)
 
     @asynccontextmanager
     async def quick_read(self) -> AsyncIterator[Tx]:
