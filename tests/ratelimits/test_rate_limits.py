@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.e2e.process import GatewayProcess, gateway_env
-from tests.support import counts, free_port, make_tenant
+from tests.support import assert_money_exact, counts, free_port, make_tenant
 
 TINY = {"default": {"rpm": 3, "rph": 100, "rpd": 1000, "concurrent": 2}}
 
@@ -58,6 +59,20 @@ async def test_concurrent_jobs_limit(gateway_factory: Callable[..., Any]) -> Non
         assert await counts(gw.db_url) == before
         organization = (await gw.client.get("/api/v1/organization", headers=tenant.headers)).json()
         assert organization["creditsRemaining"] == 1000 - 300
+
+
+async def test_the_concurrent_limit_holds_against_a_burst(gateway_factory: Callable[..., Any]) -> None:
+    """Twenty submissions of one organisation at once: the charge's lock orders them, so the count each job's
+    INSERT is made on already holds every job committed before it, and exactly the plan's three get in."""
+    async with gateway_factory(plans={"default": {"rpm": 100, "rph": 100, "rpd": 100, "concurrent": 3}}) as gw:
+        tenant = await gw.tenant(credits=10_000)
+        answers = await asyncio.gather(
+            *(gw.generate(tenant, {"prompt": f"burst {i} [sandbox:never]", "duration": 1}) for i in range(20))
+        )
+        assert sorted(answer.status_code for answer in answers) == [202] * 3 + [429] * 17
+        organization = (await gw.client.get("/api/v1/organization", headers=tenant.headers)).json()
+        assert organization["creditsRemaining"] == 10_000 - 3 * 150
+        await assert_money_exact(gw.db_url)
 
 
 async def test_account_endpoints(gateway_factory: Callable[..., Any]) -> None:

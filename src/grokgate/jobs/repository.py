@@ -118,6 +118,32 @@ async def count_active(session: Tx, org_id: str) -> int:
     return int(found or 0)
 
 
+NEW_JOB = (
+    "id", "org_id", "key_id", "kind", "model", "workflow", "webhook_url", "request_id", "status", "input",
+    "credits_charged", "credits_refunded", "poll_count", "poll_failures", "lease_owner", "lease_expires_at",
+    "deadline_at", "created_at", "updated_at",
+)  # fmt: skip
+"""The columns a new job's row gives (`JobService._open`); the others start empty."""
+
+
+def _job_insert_within() -> Any:
+    """The new job's INSERT, made only while the organisation has fewer than `most` jobs active, as one statement.
+    Its count is read when the statement starts: after the charge's lock on the organisation, as a separate count
+    would be, so requests of one organisation cannot race past the limit."""
+    active = _ACTIVE_COUNT.scalar_subquery()
+    values = select(*[bindparam(key, type_=_JOBS.c[key].type) for key in NEW_JOB]).where(active < bindparam("most"))
+    return insert(_JOBS).from_select(NEW_JOB, values).returning(_JOBS.c.id)
+
+
+_JOB_INSERT_WITHIN = _job_insert_within()
+
+
+async def insert_within(session: Tx, row: dict[str, Any], *, most: int) -> bool:
+    """Insert the new job unless the organisation already has `most` active (see `_job_insert_within`); False
+    then, and nothing is written."""
+    return (await session.execute(_JOB_INSERT_WITHIN, {**row, "most": most})).one_or_none() is not None
+
+
 _SUBMITTED = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status.in_(states.ACTIVE))

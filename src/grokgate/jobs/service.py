@@ -213,12 +213,12 @@ class JobService:
         plan = self.settings.plans.get(caller.plan) or self.settings.plans["default"]
         async with self.db.direct() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
-            # so the count of active jobs below cannot be raced past the plan's limit.
+            # so the count of active jobs the job's INSERT is made on cannot be raced past the plan's limit.
             await ledger.charge(session, caller.org_id, job.id, price)
             if caller.caps:  # after the charge: its lock on the organisation orders this as a refund does
                 await caps.spend(session, caller.key_id, caller.caps, price, now)
-            active = await repository.count_active(session, caller.org_id)
-            if active >= plan.concurrent:
+            if not await repository.insert_within(session, row, most=plan.concurrent):
+                active = await repository.count_active(session, caller.org_id)
                 raise ApiError(
                     429,
                     "RATE_LIMIT_EXCEEDED",
@@ -226,7 +226,6 @@ class JobService:
                     {"retryAfter": 5, "limits": {"type": "concurrent", "limit": plan.concurrent, "used": active}},
                     headers={"Retry-After": "5"},
                 )
-            await session.execute(repository.JOB_INSERT, row)
             for place, image in inline.items():
                 await repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
         if self.finishing.metrics is not None:
