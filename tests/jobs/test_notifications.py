@@ -193,3 +193,26 @@ async def test_streams_woken_by_one_change_share_one_read(gateway_factory: Any) 
                 assert (await asyncio.wait_for(stream, 10))[-1] == "cancelled"
             cost[many] = statements_of(gw) - before
         assert cost[20] <= cost[1] + 2, cost  # one read per stream would have cost 19 more (38 on SQLite)
+
+
+async def test_streams_woken_by_an_ending_in_their_process_are_handed_the_ended_job(gateway_factory: Any) -> None:
+    """The ending's transaction hands the ended job to the clients held on it here: they answer with no read."""
+    async with gateway_factory(plans=PLANS, wait_recheck=60, run_poller=False) as gw:
+        tenant = await gw.tenant(credits=1000)
+        job_id = await video(gw, tenant)
+        streams = [asyncio.create_task(stream_statuses(gw.client, tenant, job_id)) for _ in range(5)]
+        await until(lambda: notifier_of(gw).watching == 5)
+        cancelled = await gw.client.delete(f"/api/v1/jobs/{job_id}", headers=tenant.headers)
+        assert cancelled.status_code == 200
+        before = statements_of(gw)
+        for stream in streams:
+            assert await asyncio.wait_for(stream, 10) == ["pending", "cancelled"]
+        # No read; on PostgreSQL the one statement is the NOTIFY that tells other processes.
+        assert statements_of(gw) - before <= (1 if BACKEND == "postgresql" else 0)
+        ended = notifier_of(gw).ended(job_id)
+        assert ended is not None
+        assert ended.status == "cancelled"
+        # Another organisation guessing the id is not handed it: its stream is refused before any wait.
+        other = await gw.tenant(name="other")
+        refused = await gw.client.get(f"/api/v1/jobs/{job_id}/events", headers=other.headers)
+        assert refused.status_code == 404

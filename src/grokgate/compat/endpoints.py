@@ -110,7 +110,7 @@ async def _submit(
         result = await services.idempotency.run(
             caller.org_id,
             check_key(key),
-            body_hash,
+            await body_hash(),
             work,
             wait=min(settings.request_lease, settings.max_wait_seconds),
         )

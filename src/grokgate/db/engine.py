@@ -35,10 +35,22 @@ Changes = Mapping[str, frozenset[str]]
 """What one committed transaction changed: keys by topic (`{"jobs": {job ids}}`)."""
 
 
-def changed(session: AsyncSession | DirectTx, topic: str, key: str) -> None:
+States = Mapping[tuple[str, str], Any]
+"""What one committed transaction left some of its keys as, by (topic, key): a job it ended, as it ended."""
+_STATES = "grokgate_states"
+
+
+def changed(session: AsyncSession | DirectTx, topic: str, key: str, state: Any = None) -> None:
     """Note that this transaction changes `key` of `topic`: announced to `Database.on_commit` listeners once it
-    commits, never if it rolls back."""
+    commits, never if it rolls back. `state`, the thing as the transaction leaves it, goes to them too: a job's
+    ending hands the ended job to the clients held on it in this process, who then need not read it."""
     session.info.setdefault(_CHANGED, {}).setdefault(topic, set()).add(key)
+    if state is not None:
+        session.info.setdefault(_STATES, {})[topic, key] = state
+
+
+def _taken(info: dict[str, Any]) -> dict[str, Any]:
+    return {name: info.pop(name) for name in (_CHANGED, _STATES) if name in info}
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -81,7 +93,7 @@ class Database:
             expire_on_commit=False,
             sync_session_class=self.session_class,
         )
-        self._listeners: list[Callable[[Changes], None]] = []
+        self._listeners: list[Callable[[Changes, States], None]] = []
         self._direct = Direct(self.engine)
 
     @property
@@ -89,19 +101,21 @@ class Database:
         """Where metrics listen to direct transactions (their connections and statements)."""
         return self._direct.hooks
 
-    def on_commit(self, listener: Callable[[Changes], None]) -> Callable[[], None]:
+    def on_commit(self, listener: Callable[[Changes, States], None]) -> Callable[[], None]:
         """Call `listener` (synchronously, so it must not block) after each writing transaction that noted changes
         commits. Returns the function that stops it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _announce(self, noted: dict[str, set[str]] | None) -> None:
-        if not noted:
+    def _announce(self, noted: dict[str, Any]) -> None:
+        """`noted`: what the committed transaction noted (`changed`), taken from its `info`."""
+        states: States = noted.get(_STATES) or {}
+        if not noted.get(_CHANGED):
             return
-        changes = {topic: frozenset(keys) for topic, keys in noted.items()}
+        changes = {topic: frozenset(keys) for topic, keys in noted[_CHANGED].items()}
         for listener in list(self._listeners):
             try:
-                listener(changes)
+                listener(changes, states)
             except Exception:  # a listener's fault must not turn a committed transaction into an error
                 log.exception("db.commit_listener_failed")
 
@@ -116,12 +130,12 @@ class Database:
             async with self._writer() as session:
                 async with session.begin():
                     yield session
-                noted = session.info.pop(_CHANGED, None)
+                noted = _taken(session.info)
         else:
             async with self._write_lock, self._writer() as session:
                 async with session.begin():
                     yield session
-                noted = session.info.pop(_CHANGED, None)
+                noted = _taken(session.info)
         self._announce(noted)
 
     @asynccontextmanager
@@ -134,7 +148,7 @@ class Database:
         else:
             async with self._write_lock, self._direct.transaction() as tx:
                 yield tx
-        self._announce(tx.info.pop(_CHANGED, None))
+        self._announce(_taken(tx.info))
 
     async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """Prebuilt statements safe to apply twice, each committed on its own, cheaper than a transaction on

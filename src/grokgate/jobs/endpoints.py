@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -61,21 +61,32 @@ _BIG_BODY = 256 * 1024
 """Bodies larger than this (a `data:` image) are parsed and hashed in a worker thread, off the event loop."""
 
 
-def _validate(model: type[BaseModel], raw: bytes, path: str) -> tuple[Any, str]:
+def _validate(model: type[BaseModel], raw: bytes) -> Any:
     try:
-        parsed = model.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         raise from_validation_errors(list(exc.errors())) from None
-    return parsed, fingerprint("POST", path, parsed.model_dump(mode="json", exclude_unset=True))
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> tuple[Any, str]:
-    """The body validated (strictly: JSON types as documented, no coercion) as `model`, and its fingerprint for
-    `Idempotency-Key`. Parsed once; read after auth."""
+Fingerprint = Callable[[], Awaitable[str]]
+"""A body's fingerprint for `Idempotency-Key`, made only when a key was sent (most requests send none)."""
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> tuple[Any, Fingerprint]:
+    """The body validated (strictly: JSON types as documented, no coercion) as `model`, and how to fingerprint it
+    for `Idempotency-Key`. Parsed once; read after auth."""
     raw = await request.body() or b"null"
-    if len(raw) > _BIG_BODY:
-        return await asyncio.to_thread(_validate, model, raw, request.url.path)
-    return _validate(model, raw, request.url.path)
+    big = len(raw) > _BIG_BODY
+    parsed = await asyncio.to_thread(_validate, model, raw) if big else _validate(model, raw)
+    path = request.url.path
+
+    def made() -> str:
+        return fingerprint("POST", path, parsed.model_dump(mode="json", exclude_unset=True))
+
+    async def of() -> str:
+        return await asyncio.to_thread(made) if big else made()
+
+    return parsed, of
 
 
 def _plan_waiters(services: Services, caller: Caller) -> int:
@@ -87,7 +98,7 @@ async def _create(
     request: Request,
     caller: Caller,
     body: GenerateRequest,
-    body_hash: str,
+    body_hash: Fingerprint,
     *,
     workflow: str,
     answer: Callable[[Job, bool], tuple[int, dict[str, Any]]],
@@ -120,7 +131,7 @@ async def _create(
             result = await services.idempotency.run(
                 caller.org_id,
                 check_key(key),
-                body_hash,
+                await body_hash(),
                 work,
                 wait=min(services.settings.request_lease, services.settings.max_wait_seconds),
             )

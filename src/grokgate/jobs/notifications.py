@@ -32,8 +32,10 @@ import structlog
 from redis.asyncio import Redis
 
 from grokgate.config import Settings
-from grokgate.db.engine import Changes, Database
+from grokgate.db.engine import Changes, Database, States
 from grokgate.jobs import repository
+from grokgate.jobs import states as states_
+from grokgate.jobs.models import Job
 from grokgate.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -42,6 +44,8 @@ CHANNEL = "grokgate_jobs"
 """The PostgreSQL channel and the Redis channel the processes tell each other on."""
 PAYLOAD_CHARS = 7000
 """Most characters in one message (PostgreSQL refuses a `NOTIFY` payload of 8000 bytes)."""
+ENDED_KEPT_SECONDS = 10.0
+"""How long a job this process ended is handed to its woken clients instead of being read again."""
 RECHECK_BATCH = 1000
 """Jobs read in one statement when the watched jobs are checked."""
 
@@ -196,6 +200,8 @@ class JobNotifier:
         self.listening = asyncio.Event()
         """Set while the channel is subscribed."""
         self._watches: dict[str, set[Watch]] = {}
+        self._ended: dict[str, tuple[float, Job]] = {}
+        """Jobs this process ended in the last `ENDED_KEPT_SECONDS`, by id, oldest first (see `ended`)."""
         self._outbox: set[str] = set()
         self._outbox_ready = asyncio.Event()
         self._recheck_now = asyncio.Event()
@@ -226,10 +232,27 @@ class JobNotifier:
             for watch in self._watches.get(job_id, ()):
                 watch.wake()
 
-    def _committed(self, changes: Changes) -> None:
+    def ended(self, job_id: str) -> Job | None:
+        """The job as its ending left it, when this process ended it a moment ago (without its `input`): what a
+        client woken by the ending would read. None otherwise."""
+        found = self._ended.get(job_id)
+        if found is None or found[0] < time.monotonic() - ENDED_KEPT_SECONDS:
+            return None
+        return found[1]
+
+    def _committed(self, changes: Changes, states: States) -> None:
         job_ids = changes.get(repository.JOBS)
         if not job_ids:
             return
+        now = time.monotonic()
+        for job_id in job_ids:
+            state = states.get((repository.JOBS, job_id))
+            if state is not None and state.status in states_.TERMINAL:
+                self._ended[job_id] = (now, state)
+            else:
+                self._ended.pop(job_id, None)
+        while self._ended and next(iter(self._ended.values()))[0] < now - ENDED_KEPT_SECONDS:
+            del self._ended[next(iter(self._ended))]
         self.wake(job_ids)
         if self.channel is not None:
             self._outbox |= job_ids
@@ -238,7 +261,10 @@ class JobNotifier:
     def _heard(self, payload: str) -> None:
         origin, _, job_ids = payload.partition(":")
         if origin != self.origin and job_ids:
-            self.wake(job_ids.split(","))
+            changed = job_ids.split(",")
+            for job_id in changed:  # changed by another process since this one ended it
+                self._ended.pop(job_id, None)
+            self.wake(changed)
 
     def _connected(self) -> None:
         self.listening.set()

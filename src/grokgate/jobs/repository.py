@@ -339,7 +339,7 @@ async def finish_in(
     if found is None:
         return None
     job = Job(**found._mapping)
-    changed(session, JOBS, job_id)
+    changed(session, JOBS, job_id, job)
     if media_rows:
         for media in media_rows:
             media["org_id"] = job.org_id

@@ -406,6 +406,10 @@ class JobService:
     async def _read_since(self, caller: Caller, job_id: str, since: float, *, with_input: bool) -> Job:
         """The job as read by a read that began after `since` (when the client was woken): the clients of one
         organisation woken by one change of a job (every stream open on it) share one read."""
+        if not with_input:  # a job this process just ended needs no read: its ending handed it over
+            ended = self.notices.ended(job_id)
+            if ended is not None and ended.org_id == caller.org_id:
+                return ended
         key = (caller.org_id, job_id, with_input)
         under_way = self._reading.get(key)
         if under_way is not None and under_way[0] >= since:
