@@ -139,16 +139,21 @@ async def charge(session: Tx, org_id: str, job_id: str, amount: int) -> int:
     checked(amount, most=MAX_PRICE)
     balance = await _move(session, org_id, -amount, active=True)
     if balance is None:
-        found = (
-            await session.execute(
-                select(Organization.credits_remaining, Organization.suspended_at).where(Organization.id == org_id)
-            )
-        ).one_or_none()
-        if found is not None and found.suspended_at is not None:
-            raise org_suspended(org_id)
-        raise insufficient_credits(amount, found.credits_remaining if found is not None else 0)
+        raise await refusal(session, org_id, amount)
     await _enter(session, org_id, "charge", -amount, f"charge:{job_id}", job_id)
     return balance
+
+
+async def refusal(session: Tx | AsyncSession, org_id: str, amount: int) -> ApiError:
+    """Why a charge of `amount` was refused: 403 `ORG_SUSPENDED`, or 402 with the balance there is."""
+    found = (
+        await session.execute(
+            select(Organization.credits_remaining, Organization.suspended_at).where(Organization.id == org_id)
+        )
+    ).one_or_none()
+    if found is not None and found.suspended_at is not None:
+        return org_suspended(org_id)
+    return insufficient_credits(amount, found.credits_remaining if found is not None else 0)
 
 
 async def refund(session: Tx, org_id: str, job_id: str, amount: int, note: str | None = None) -> None:

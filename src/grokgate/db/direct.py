@@ -127,6 +127,18 @@ def _translated(error: Exception, sql: str) -> exc.DBAPIError:
     return kind(sql, None, error)
 
 
+def connection_lost(error: exc.DBAPIError) -> bool:
+    """Whether a PostgreSQL statement failed because its connection was gone (cut by the server while kept idle,
+    or broken on the way), as opposed to the server refusing the statement. asyncpg reports such a connection in
+    several ways, one of them an `InternalClientError` when the server's goodbye arrived before the statement."""
+    orig = error.orig
+    if isinstance(orig, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return True
+    if isinstance(orig, OSError):
+        return True
+    return str(getattr(orig, "sqlstate", "") or "").startswith(("08", "57P"))
+
+
 class SQLiteTx(DirectTx):
     def __init__(self, connection: sqlite3.Connection, engine: AsyncEngine, cache: Cache, hooks: Hooks) -> None:
         super().__init__(engine, cache, hooks)
@@ -242,6 +254,14 @@ class Direct:
             for row in rows:
                 await tx.execute(statement, row)
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[DirectTx]:
+        """PostgreSQL only: statements that each commit by themselves (a single statement or function call that
+        must be atomic is, without a transaction around it), on a kept connection."""
+        assert self._postgres is not None, "SQLite's direct connection runs transactions only"
+        async with self._postgres.autocommit() as tx:
+            yield tx
+
     async def _fold_wal(self) -> None:
         """A passive checkpoint (it never waits for readers or writers), off the event loop."""
         try:
@@ -343,6 +363,29 @@ class _KeptConnections:
                 else:
                     self._idle.append(driver)
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[DirectTx]:
+        """A kept connection outside any transaction: each statement commits by itself. One found closed is
+        replaced before anything is sent; one that fails a statement is kept only if it is still sound."""
+        async with self._slots:
+            driver = self._idle.pop() if self._idle else await self._new()
+            if driver.is_closed():
+                driver = await self._new()
+            self.hooks.checkout()
+            sound = False
+            try:
+                yield PostgresTx(driver, self.engine, self._cache, self.hooks)
+                sound = True
+            except Exception as error:  # a statement the server refused leaves the connection usable
+                sound = not (isinstance(error, exc.DBAPIError) and connection_lost(error))
+                raise
+            finally:  # a cancellation may have cut a statement off: that connection is not used again
+                self.hooks.checkin()
+                if sound and not driver.is_closed() and not driver.is_in_transaction():
+                    self._idle.append(driver)
+                else:
+                    driver.terminate()
+
     async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """See `Direct.upsert`: the rows sent in autocommit; on a kept connection that turns out broken, sent again
         on a new one (what reached the server before the break is applied again, harmlessly)."""
@@ -356,8 +399,8 @@ class _KeptConnections:
                     for row in rows:
                         await tx.execute(statement, row)
                     sent = True
-                except (exc.OperationalError, exc.InterfaceError):
-                    if first:
+                except exc.DBAPIError as error:
+                    if first and connection_lost(error):
                         continue
                     raise
                 finally:

@@ -160,6 +160,13 @@ class Database:
                 await self._direct.upsert(statement, rows)
 
     @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[DirectTx]:
+        """PostgreSQL only: a kept connection outside any transaction, for a single statement or function call
+        that is atomic by itself (one round trip instead of three)."""
+        async with self._direct.autocommit() as tx:
+            yield tx
+
+    @asynccontextmanager
     async def quick_read(self) -> AsyncIterator[Tx]:
         """A read of a few prebuilt statements (a job polled by its client, or woken for a held one). On PostgreSQL
         a direct transaction: no checkout from the pool, so no pre-ping's three round trips before the one read.

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -34,6 +34,7 @@ from grokgate.jobs import repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.notifications import JobNotifier
+from grokgate.jobs.opening import concurrent_limit, open_in_one_call
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import MEDIA_REF
@@ -209,30 +210,42 @@ class JobService:
             "created_at": now,
             "updated_at": now,
         }
-        job = Job(**row)  # what the caller goes on with; the row itself is written by a Core INSERT below
+        job = Job(**row)  # what the caller goes on with; the row itself is written by the statements below
         plan = self.settings.plans.get(caller.plan) or self.settings.plans["default"]
+        if not self.db.is_sqlite and not caller.caps and not inline:
+            await open_in_one_call(self.db, row, price=price, most=plan.concurrent)
+        else:
+            await self._open_in_transaction(caller, job, row, inline, input_ids, most=plan.concurrent, now=now)
+        if self.finishing.metrics is not None:
+            self.finishing.metrics.credits.labels("charge").inc(price)
+        structlog.contextvars.bind_contextvars(job_id=job.id)
+        log.info("job.created", kind=spec.kind, model=spec.model, credits=price)
+        return job
+
+    async def _open_in_transaction(
+        self,
+        caller: Caller,
+        job: Job,
+        row: dict[str, Any],
+        inline: dict[str, InlineImage],
+        input_ids: dict[str, str],
+        *,
+        most: int,
+        now: datetime,
+    ) -> None:
+        """The opening's statements one by one in a transaction (SQLite; and spend caps or stored input images,
+        which the one-call opening of `jobs/opening.py` does not do)."""
+        price = row["credits_charged"]
         async with self.db.direct() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
             # so the count of active jobs the job's INSERT is made on cannot be raced past the plan's limit.
             await ledger.charge(session, caller.org_id, job.id, price)
             if caller.caps:  # after the charge: its lock on the organisation orders this as a refund does
                 await caps.spend(session, caller.key_id, caller.caps, price, now)
-            if not await repository.insert_within(session, row, most=plan.concurrent):
-                active = await repository.count_active(session, caller.org_id)
-                raise ApiError(
-                    429,
-                    "RATE_LIMIT_EXCEEDED",
-                    f"Too many jobs in flight: {plan.concurrent} at once on this plan",
-                    {"retryAfter": 5, "limits": {"type": "concurrent", "limit": plan.concurrent, "used": active}},
-                    headers={"Retry-After": "5"},
-                )
+            if not await repository.insert_within(session, row, most=most):
+                raise concurrent_limit(most, await repository.count_active(session, caller.org_id))
             for place, image in inline.items():
                 await repository.add_input(session, job, input_ids[place], image.media, self.finishing.retention)
-        if self.finishing.metrics is not None:
-            self.finishing.metrics.credits.labels("charge").inc(price)
-        structlog.contextvars.bind_contextvars(job_id=job.id)
-        log.info("job.created", kind=spec.kind, model=spec.model, credits=price)
-        return job
 
     async def _store_image(self, urls: list[str]) -> list[StoredMedia]:
         """Copy every image into storage before answering: a few quick retries of what can heal (a timeout, a 5xx),

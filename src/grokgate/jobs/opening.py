@@ -1,0 +1,83 @@
+"""Opening a job on PostgreSQL in one round trip: the charge, its ledger row, the count of active jobs and the job's
+row, by the function `grokgate_open_job` (migration 0012).
+
+The statements and their order are those of the transaction in `JobService._open`, which SQLite (and any opening
+with spend caps or stored input images) still runs: the conditional UPDATE that takes the organisation's row lock
+and refuses a balance that cannot cover the price or a suspended organisation, then the count, then the rows. A
+refusal changes nothing: a refused charge is reported as NULL, a full plan raises inside the call, so the charge is
+undone with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, JSON, Integer, String, bindparam, exc, func, select
+
+from grokgate.billing import ledger
+from grokgate.billing.amounts import MAX_PRICE, checked
+from grokgate.db.base import UTCDateTime
+from grokgate.db.direct import connection_lost
+from grokgate.db.engine import Database
+from grokgate.errors import ApiError
+from grokgate.jobs import states
+
+FULL = "GG429"
+"""The SQLSTATE the function raises when the plan's concurrent jobs are all taken; its message is the count."""
+
+_OPEN = select(
+    func.grokgate_open_job(
+        bindparam("org_id", type_=String),
+        bindparam("price", type_=Integer),
+        bindparam("now", type_=UTCDateTime),
+        bindparam("most", type_=Integer),
+        bindparam("active", type_=ARRAY(String)),
+        bindparam("job", type_=JSON),
+    )
+)
+
+
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The job's row as `json_populate_record` reads it: times as ISO 8601 with their UTC offset."""
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()}
+
+
+def concurrent_limit(limit: int, used: int) -> ApiError:
+    return ApiError(
+        429,
+        "RATE_LIMIT_EXCEEDED",
+        f"Too many jobs in flight: {limit} at once on this plan",
+        {"retryAfter": 5, "limits": {"type": "concurrent", "limit": limit, "used": used}},
+        headers={"Retry-After": "5"},
+    )
+
+
+async def open_in_one_call(db: Database, row: dict[str, Any], *, price: int, most: int) -> None:
+    """Charge `row`'s organisation `price` and insert the job `row` unless it already has `most` jobs active;
+    raises 402, 403 or 429 (`ApiError`) with nothing changed."""
+    checked(price, most=MAX_PRICE)
+    params = {
+        "org_id": row["org_id"],
+        "price": price,
+        "now": row["created_at"],
+        "most": most,
+        "active": list(states.ACTIVE),
+        "job": _as_json(row),
+    }
+    for attempt in (1, 2):
+        try:
+            async with db.autocommit() as call:
+                found = (await call.execute(_OPEN, params)).one()
+            break
+        except exc.DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == FULL:
+                raise concurrent_limit(most, int(str(getattr(error.orig, "message", "0")))) from None
+            # A kept connection the server had cut: the call never ran, so it goes to another connection. (Were
+            # it cut mid-call after committing, the second call would fail on the job's id and movement key:
+            # nothing is ever charged twice.)
+            if attempt == 2 or not connection_lost(error):
+                raise
+    if found[0] is None:
+        async with db.reader() as session:
+            raise await ledger.refusal(session, row["org_id"], price)
