@@ -165,6 +165,7 @@ class Database:
         that is atomic by itself (one round trip instead of three)."""
         async with self._direct.autocommit() as tx:
             yield tx
+        self._announce(_taken(tx.info))
 
     @asynccontextmanager
     async def quick_read(self) -> AsyncIterator[Tx]:

@@ -26,7 +26,7 @@ from grokgate.db.base import new_id, table_of, utcnow
 from grokgate.db.direct import Tx
 from grokgate.db.engine import changed
 from grokgate.db.leases import claim
-from grokgate.jobs import states
+from grokgate.jobs import one_trip, states
 from grokgate.jobs.models import Job
 from grokgate.jobs.views import job_json
 from grokgate.metrics import Metrics
@@ -335,12 +335,16 @@ async def finish_in(
     else:
         status = "cancelled" if isinstance(decision, states.Cancel) else "failed"
         params |= {"ending": status, "code": decision.code, "message": decision.message}
-    found = (await session.execute(_ENDINGS[completed, owner is not None], params)).one_or_none()
+    ending = _ENDINGS[completed, owner is not None]
+    folded = bool(media_rows) and session.get_bind().dialect.name == "postgresql"
+    if folded:  # one round trip for both (`jobs/one_trip.py`)
+        ending, params = one_trip.ending_with_media(ending, len(media_rows)), params | one_trip.media_params(media_rows)
+    found = (await session.execute(ending, params)).one_or_none()
     if found is None:
         return None
     job = Job(**found._mapping)
     changed(session, JOBS, job_id, job)
-    if media_rows:
+    if media_rows and not folded:
         for media in media_rows:
             media["org_id"] = job.org_id
         await session.execute(_MEDIA, media_rows)

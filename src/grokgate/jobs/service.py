@@ -22,11 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import exc
 
 from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
 from grokgate.config import Settings
 from grokgate.db.base import new_id, utcnow
+from grokgate.db.direct import connection_lost
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
 from grokgate.errors import ApiError, job_not_found
@@ -34,7 +36,7 @@ from grokgate.jobs import repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.notifications import JobNotifier
-from grokgate.jobs.opening import concurrent_limit, open_in_one_call
+from grokgate.jobs.one_trip import concurrent_limit, open_in_one_call
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import MEDIA_REF
@@ -234,7 +236,7 @@ class JobService:
         now: datetime,
     ) -> None:
         """The opening's statements one by one in a transaction (SQLite; and spend caps or stored input images,
-        which the one-call opening of `jobs/opening.py` does not do)."""
+        which the one-call opening of `jobs/one_trip.py` does not do)."""
         price = row["credits_charged"]
         async with self.db.direct() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
@@ -288,21 +290,34 @@ class JobService:
             )
         )
         media = await self._store_image(result.urls)
-        async with self.db.direct() as session:
-            finished = await repository.finish_in(
-                session,
-                job.id,
-                states.Complete(
-                    tuple(media),
-                    cost_in_usd_ticks=result.cost_in_usd_ticks,
-                    refund=spec.undelivered(len(result.urls)),
-                ),
-                owner=self.owner,
-                finishing=self.finishing,
-            )
+        refund = spec.undelivered(len(result.urls))
+        decision = states.Complete(tuple(media), cost_in_usd_ticks=result.cost_in_usd_ticks, refund=refund)
+        if not self.db.is_sqlite and not refund and job.webhook_url is None:  # the ending is one statement
+            finished = await self._end_alone(job.id, decision)
+        else:
+            async with self.db.direct() as session:
+                finished = await repository.finish_in(
+                    session, job.id, decision, owner=self.owner, finishing=self.finishing
+                )
         if finished is None:
             raise await self._ended_elsewhere(job.id)
         return finished
+
+    async def _end_alone(self, job_id: str, decision: states.Complete) -> Job | None:
+        """A completed ending that writes nothing but the job and its media (no refund, no webhook: the caller
+        knows), sent outside any transaction as one statement (`jobs/one_trip.py`). On a kept connection the server
+        had cut, it goes to another: the UPDATE is conditioned on the job being active and ours, so it can never
+        apply twice."""
+        for attempt in (1, 2):
+            try:
+                async with self.db.autocommit() as call:
+                    return await repository.finish_in(
+                        call, job_id, decision, owner=self.owner, finishing=self.finishing
+                    )
+            except exc.DBAPIError as error:
+                if attempt == 2 or not connection_lost(error):
+                    raise
+        raise AssertionError("unreachable")
 
     async def _submit_video(self, job: Job, spec: GenerationSpec) -> Job:
         """Send the video now if a key has room and no video is queued before it; queue it otherwise."""

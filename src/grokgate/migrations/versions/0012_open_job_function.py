@@ -5,7 +5,7 @@ Why: on PostgreSQL every round trip costs the gateway about 70 microseconds of C
 same order and under the same lock, in one. Each statement of a (volatile) PL/pgSQL function reads with a snapshot
 taken when it starts, so the count, taken after the charge's row lock, sees every job committed before the lock
 was granted, as the separate statement did. The rules stay those of `billing/ledger.py` and `jobs/service.py`
-(see `jobs/opening.py`); SQLite keeps the separate statements, which cost it microseconds.
+(see `jobs/one_trip.py`); SQLite keeps the separate statements, which cost it microseconds.
 
 Revision ID: 0012
 Revises: 0011

@@ -1,11 +1,18 @@
-"""Opening a job on PostgreSQL in one round trip: the charge, its ledger row, the count of active jobs and the job's
-row, by the function `grokgate_open_job` (migration 0012).
+"""The request path's writes in one round trip each on PostgreSQL, where every round trip costs the gateway about
+70 microseconds of CPU: opening a job, and a completed ending with its stored media.
+
+Opening: the charge, its ledger row, the count of active jobs and the job's row, by the function
+`grokgate_open_job` (migration 0012).
 
 The statements and their order are those of the transaction in `JobService._open`, which SQLite (and any opening
 with spend caps or stored input images) still runs: the conditional UPDATE that takes the organisation's row lock
 and refuses a balance that cannot cover the price or a suspended organisation, then the count, then the rows. A
 refusal changes nothing: a refused charge is reported as NULL, a full plan raises inside the call, so the charge is
 undone with it.
+
+Ending: `repository.finish_in`'s UPDATE of the job and the INSERT of its media rows as one statement (a
+data-modifying CTE), which inserts no media when the UPDATE matched no job. When nothing else is written with it (no
+refund, no webhook) the request path sends it outside any transaction: a single statement is atomic by itself.
 """
 
 from __future__ import annotations
@@ -13,15 +20,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, JSON, Integer, String, bindparam, exc, func, select
+from sqlalchemy import ARRAY, JSON, Integer, String, bindparam, exc, func, insert, select, union_all
 
 from grokgate.billing import ledger
 from grokgate.billing.amounts import MAX_PRICE, checked
-from grokgate.db.base import UTCDateTime
+from grokgate.db.base import UTCDateTime, table_of
 from grokgate.db.direct import connection_lost
 from grokgate.db.engine import Database
 from grokgate.errors import ApiError
 from grokgate.jobs import states
+from grokgate.storage.models import Media
 
 FULL = "GG429"
 """The SQLSTATE the function raises when the plan's concurrent jobs are all taken; its message is the count."""
@@ -81,3 +89,30 @@ async def open_in_one_call(db: Database, row: dict[str, Any], *, price: int, mos
     if found[0] is None:
         async with db.reader() as session:
             raise await ledger.refusal(session, row["org_id"], price)
+
+
+_MEDIA = table_of(Media)
+_GIVEN = [column.key for column in _MEDIA.c if column.key != "org_id"]
+"""A media row's columns as bound (`m<i>_<column>`); its `org_id` is the ended job's."""
+_WITH_MEDIA: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+def ending_with_media(ending: Any, count: int) -> Any:
+    """`ending` (a job's UPDATE ... RETURNING) and the INSERT of `count` media rows, as one statement; built once
+    for each ending and count."""
+    found = _WITH_MEDIA.get((id(ending), count))
+    if found is not None and found[0] is ending:
+        return found[1]
+    ended = ending.cte("ended")
+    rows = [
+        select(*[bindparam(f"m{i}_{key}", type_=_MEDIA.c[key].type) for key in _GIVEN], ended.c.org_id)
+        for i in range(count)
+    ]
+    added = insert(_MEDIA).from_select([*_GIVEN, "org_id"], union_all(*rows) if count > 1 else rows[0])
+    statement = select(*ended.c).add_cte(added.cte("added"))
+    _WITH_MEDIA[id(ending), count] = (ending, statement)
+    return statement
+
+
+def media_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {f"m{i}_{key}": row[key] for i, row in enumerate(rows) for key in _GIVEN}

@@ -1,9 +1,11 @@
-"""Opening a job in one call on PostgreSQL (`jobs/opening.py`, the function of migration 0012): what it writes reads
-back as the separate statements' rows do, and each refusal (402, 403, 429) changes nothing. The same openings
-through the HTTP API, concurrency included, run on both databases elsewhere (tests/ratelimits, tests/billing)."""
+"""The request path's writes in one round trip on PostgreSQL (`jobs/one_trip.py`): opening a job in one call (the
+function of migration 0012) writes what the separate statements wrote, and each refusal (402, 403, 429) changes
+nothing; a completed ending with its media is one statement that stores no media for a job that already ended. The
+same paths through the HTTP API, concurrency included, run on both databases elsewhere."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -14,9 +16,13 @@ from grokgate.billing import ledger
 from grokgate.billing.models import LedgerEntry
 from grokgate.db.engine import Database
 from grokgate.errors import ApiError
-from grokgate.jobs import repository
-from grokgate.jobs.opening import open_in_one_call
+from grokgate.jobs import repository, states
+from grokgate.jobs.one_trip import open_in_one_call
+from grokgate.jobs.repository import Finishing
 from grokgate.orgs.models import Organization
+from grokgate.storage.links import MediaLinks
+from grokgate.storage.models import Media
+from grokgate.storage.stored import StoredMedia
 from tests.db.test_direct import _job_row
 from tests.support import BACKEND, counts, make_tenant
 
@@ -89,3 +95,28 @@ async def test_an_opening_on_a_kept_connection_killed_while_idle_goes_to_another
     await open_in_one_call(db, _row(tenant.org_id, 1), price=1, most=9)
     async with db.reader() as session:
         assert await ledger.balance_of(session, tenant.org_id) == ledger.Balance(8, 8)
+
+
+async def test_a_completed_ending_and_its_media_are_one_statement_that_needs_the_job_active(
+    db: Database, db_url: str
+) -> None:
+    tenant = await make_tenant(db_url, credits=10)
+    row = _row(tenant.org_id, 4)
+    await open_in_one_call(db, row, price=4, most=5)
+    finishing = Finishing(
+        links=MediaLinks(secret="s" * 32, base_url="http://gw.test", ttl=3600), retention=timedelta(1)
+    )
+    images = tuple(StoredMedia("image", f"k/{i}.png", "image/png", 10 + i, f"{i:064d}", 8, 8) for i in range(2))
+    decision = states.Complete(images, cost_in_usd_ticks=5, refund=0)
+    async with db.autocommit() as call:
+        ended = await repository.finish_in(call, row["id"], decision, owner="me", finishing=finishing)
+        again = await repository.finish_in(call, row["id"], decision, owner="me", finishing=finishing)
+    assert ended is not None
+    assert ended.status == "completed"
+    assert again is None  # already ended: and no second set of media
+    async with db.reader() as session:
+        media = (await session.scalars(select(Media).where(Media.job_id == row["id"]))).all()
+    assert sorted(item.key for item in media) == ["k/0.png", "k/1.png"]
+    assert {item.org_id for item in media} == {tenant.org_id}
+    assert ended.output is not None
+    assert sorted(item.id for item in media) == sorted(ended.output["media"]["image"])
