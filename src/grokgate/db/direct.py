@@ -241,25 +241,12 @@ class Direct:
         if self._commits % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
             self._checkpoint = asyncio.create_task(self._fold_wal())
 
-    async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Statements that may be applied twice with no harm (an upsert of a timestamp), each committed on its own.
-        On PostgreSQL they run outside any transaction, on a kept connection: one round trip each instead of three
-        (`BEGIN`, the statement, `COMMIT`). A kept connection found broken is replaced and the rows are sent again,
-        which is why only such statements come here. On SQLite they run in one transaction, as the caller holds
-        the write lock (a round trip costs nothing there)."""
-        if self._postgres is not None:
-            await self._postgres.upsert(statement, rows)
-            return
-        async with self._sqlite_transaction() as tx:
-            for row in rows:
-                await tx.execute(statement, row)
-
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[DirectTx]:
+    async def autocommit(self, *, fresh: bool = False) -> AsyncIterator[DirectTx]:
         """PostgreSQL only: statements that each commit by themselves (a single statement or function call that
-        must be atomic is, without a transaction around it), on a kept connection."""
+        must be atomic is, without a transaction around it), on a kept connection (`fresh`: a new one)."""
         assert self._postgres is not None, "SQLite's direct connection runs transactions only"
-        async with self._postgres.autocommit() as tx:
+        async with self._postgres.autocommit(fresh=fresh) as tx:
             yield tx
 
     async def _fold_wal(self) -> None:
@@ -364,11 +351,11 @@ class _KeptConnections:
                     self._idle.append(driver)
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[DirectTx]:
-        """A kept connection outside any transaction: each statement commits by itself. One found closed is
-        replaced before anything is sent; one that fails a statement is kept only if it is still sound."""
+    async def autocommit(self, *, fresh: bool = False) -> AsyncIterator[DirectTx]:
+        """A kept connection (`fresh`: a new one) outside any transaction: each statement commits by itself. One
+        found closed is replaced before anything is sent; one that fails a statement is kept only if still sound."""
         async with self._slots:
-            driver = self._idle.pop() if self._idle else await self._new()
+            driver = self._idle.pop() if self._idle and not fresh else await self._new()
             if driver.is_closed():
                 driver = await self._new()
             self.hooks.checkout()
@@ -385,31 +372,6 @@ class _KeptConnections:
                     self._idle.append(driver)
                 else:
                     driver.terminate()
-
-    async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        """See `Direct.upsert`: the rows sent in autocommit; on a kept connection that turns out broken, sent again
-        on a new one (what reached the server before the break is applied again, harmlessly)."""
-        async with self._slots:
-            for first in (True, False):
-                driver = self._idle.pop() if first and self._idle else await self._new()
-                self.hooks.checkout()
-                sent = False
-                try:
-                    tx = PostgresTx(driver, self.engine, self._cache, self.hooks)
-                    for row in rows:
-                        await tx.execute(statement, row)
-                    sent = True
-                except exc.DBAPIError as error:
-                    if first and connection_lost(error):
-                        continue
-                    raise
-                finally:
-                    self.hooks.checkin()
-                    if sent:
-                        self._idle.append(driver)
-                    else:  # broken, or cut off mid-statement by a cancellation: not used again
-                        driver.terminate()
-                return
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

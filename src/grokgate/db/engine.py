@@ -13,22 +13,23 @@ without reading it again and again (`jobs/notifications.py`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
 from grokgate.config import async_database_url
-from grokgate.db.direct import Direct, DirectTx, Hooks, Tx
+from grokgate.db.direct import Direct, DirectTx, Hooks, Tx, connection_lost
 
 log = structlog.get_logger(__name__)
 
 _READ_ONLY = "grokgate_read_only"
+T = TypeVar("T")
 _CHANGED = "grokgate_changed"
 
 Changes = Mapping[str, frozenset[str]]
@@ -150,20 +151,37 @@ class Database:
                 yield tx
         self._announce(_taken(tx.info))
 
+    async def single(self, work: Callable[[DirectTx], Awaitable[T]]) -> T:
+        """Run `work`: one statement (or several, each) that may be applied twice with no harm, as a conditioned
+        UPDATE that sets the same values again or an upsert. On PostgreSQL outside any transaction, one round trip
+        instead of three; if the kept connection turns out cut by the server, `work` runs again on a new one (no
+        `BEGIN` went first to find that out harmlessly). On SQLite a direct transaction."""
+        if self.is_sqlite:
+            async with self.direct() as tx:
+                return await work(tx)
+        for fresh in (False, True):
+            try:
+                async with self.autocommit(fresh=fresh) as tx:
+                    return await work(tx)
+            except exc.DBAPIError as error:
+                if fresh or not connection_lost(error):
+                    raise
+        raise AssertionError("unreachable")
+
     async def upsert(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Prebuilt statements safe to apply twice, each committed on its own, cheaper than a transaction on
-        PostgreSQL (see `Direct.upsert`); on SQLite under the write lock, as every writer."""
-        if self._write_lock is None:
-            await self._direct.upsert(statement, rows)
-        else:
-            async with self._write_lock:
-                await self._direct.upsert(statement, rows)
+        """Prebuilt upserts, each committed on its own (see `single`)."""
+
+        async def each(tx: DirectTx) -> None:
+            for row in rows:
+                await tx.execute(statement, row)
+
+        await self.single(each)
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[DirectTx]:
-        """PostgreSQL only: a kept connection outside any transaction, for a single statement or function call
-        that is atomic by itself (one round trip instead of three)."""
-        async with self._direct.autocommit() as tx:
+    async def autocommit(self, *, fresh: bool = False) -> AsyncIterator[DirectTx]:
+        """PostgreSQL only: a kept connection (`fresh`: a new one) outside any transaction, for a single statement
+        or function call that is atomic by itself (one round trip instead of three)."""
+        async with self._direct.autocommit(fresh=fresh) as tx:
             yield tx
         self._announce(_taken(tx.info))
 

@@ -220,21 +220,19 @@ class Poller:
         await self._apply(job, states.Complete(tuple(media), found.duration, found.cost_in_usd_ticks), answered=True)
 
     async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
-        async with self.db.direct() as session:
-            if isinstance(decision, states.Wait):
-                kept = await repository.reschedule(
-                    session,
-                    job.id,
-                    decision,
-                    owner=self.owner,
-                    answered=answered,
-                    was=job.status,
-                    was_progress=job.progress,
+        if isinstance(decision, states.Wait):  # one conditioned UPDATE, sent again only on a cut connection
+            # (`Database.single`): at worst one poll is counted twice
+            wait = decision
+            kept = await self.db.single(
+                lambda tx: repository.reschedule(
+                    tx, job.id, wait, owner=self.owner, answered=answered, was=job.status, was_progress=job.progress
                 )
-            else:
+            )
+        else:  # an ending may write several rows (refund, webhook): a transaction
+            async with self.db.direct() as session:
                 finished = await repository.finish_in(
                     session, job.id, decision, owner=self.owner, finishing=self.finishing
                 )
-                kept = finished is not None
+            kept = finished is not None
         if not kept:
             log.warning("poller.lease_lost", job_id=job.id)

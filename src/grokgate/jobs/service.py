@@ -22,13 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import exc
 
 from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
 from grokgate.config import Settings
 from grokgate.db.base import new_id, utcnow
-from grokgate.db.direct import connection_lost
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
 from grokgate.errors import ApiError, job_not_found
@@ -305,19 +303,11 @@ class JobService:
 
     async def _end_alone(self, job_id: str, decision: states.Complete) -> Job | None:
         """A completed ending that writes nothing but the job and its media (no refund, no webhook: the caller
-        knows), sent outside any transaction as one statement (`jobs/one_trip.py`). On a kept connection the server
-        had cut, it goes to another: the UPDATE is conditioned on the job being active and ours, so it can never
-        apply twice."""
-        for attempt in (1, 2):
-            try:
-                async with self.db.autocommit() as call:
-                    return await repository.finish_in(
-                        call, job_id, decision, owner=self.owner, finishing=self.finishing
-                    )
-            except exc.DBAPIError as error:
-                if attempt == 2 or not connection_lost(error):
-                    raise
-        raise AssertionError("unreachable")
+        knows): one statement (`jobs/one_trip.py`), conditioned on the job being active and ours, so sending it
+        again cannot apply it twice (`Database.single`)."""
+        return await self.db.single(
+            lambda tx: repository.finish_in(tx, job_id, decision, owner=self.owner, finishing=self.finishing)
+        )
 
     async def _submit_video(self, job: Job, spec: GenerationSpec) -> Job:
         """Send the video now if a key has room and no video is queued before it; queue it otherwise."""
@@ -337,15 +327,17 @@ class JobService:
             submission = await self.upstream.submit_video(request, wait=False)
         if submission is None:
             return await self._queue(job, request)
-        async with self.db.direct() as session:
-            stored = await repository.record_submission(
-                session,
+        next_poll_at = utcnow() + timedelta(seconds=self.settings.poll_interval)
+        stored = await self.db.single(  # one conditioned UPDATE: sent twice, it sets the same values
+            lambda tx: repository.record_submission(
+                tx,
                 job.id,
                 owner=self.owner,
                 request_id=submission.request_id,
-                next_poll_at=utcnow() + timedelta(seconds=self.settings.poll_interval),
+                next_poll_at=next_poll_at,
                 key_id=submission.key_id,
             )
+        )
         if stored is None:
             raise await self._ended_elsewhere(job.id)
         log.info("job.submitted", external_job_id=submission.request_id, upstream_key=submission.key_id)
