@@ -16,6 +16,7 @@ import pytest
 
 from grokgate.api.app import create_app
 from grokgate.config import Settings
+from grokgate.db.engine import Database
 from grokgate.db.migrate import upgrade
 from grokgate.logs import configure as configure_logs
 from grokgate.upstream.sandbox.app import create_sandbox_app
@@ -108,6 +109,14 @@ async def db_url(database_template: str, tmp_path: Path) -> AsyncIterator[str]:
             await conn.close()
     yield url
     await assert_money_exact(url)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """The test's database, opened as the gateway opens it."""
+    database = Database(db_url)
+    yield database
+    await database.dispose()
 
 
 class Sandbox:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import uvicorn
 from sqlalchemy import func, select, text
@@ -277,3 +278,17 @@ async def wait_job(client: httpx.AsyncClient, tenant: Tenant, job_id: str, timeo
 async def client_for(url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         yield client
+
+
+async def kill_connections(db_url: str) -> int:
+    """End every other connection to the test's PostgreSQL database, as a restart or an administrator would;
+    how many were ended."""
+    admin = await asyncpg.connect(db_url)
+    try:
+        killed: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    return killed

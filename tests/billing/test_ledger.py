@@ -14,13 +14,6 @@ from grokgate.errors import ApiError
 from grokgate.orgs import service as orgs
 
 
-@pytest.fixture
-async def db(db_url: str) -> Database:
-    database = Database(db_url)
-    yield database  # type: ignore[misc]
-    await database.dispose()
-
-
 async def new_org(db: Database, credits: int) -> str:
     async with db.transaction() as session:
         return (await orgs.create_org(session, "ledger-test", credits)).id

@@ -10,7 +10,6 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +25,7 @@ from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.models import MediaObject
 from grokgate.storage.retention import ObjectClaims
-from tests.support import BACKEND, make_tenant
+from tests.support import BACKEND, kill_connections, make_tenant
 
 
 def _job_row(org_id: str) -> dict[str, Any]:
@@ -52,13 +51,6 @@ def _job_row(org_id: str) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-
-
-@pytest.fixture
-async def db(db_url: str) -> Any:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def test_what_a_direct_transaction_writes_reads_back_through_the_orm(db: Database, db_url: str) -> None:
@@ -134,14 +126,7 @@ async def test_a_kept_connection_killed_while_idle_is_replaced_before_anything_i
     tenant = await make_tenant(db_url, credits=10)
     async with db.direct() as tx:
         assert await ledger.charge(tx, tenant.org_id, "job_a", 1) == 9
-    admin = await asyncpg.connect(db_url)
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    killed = await kill_connections(db_url)
     assert killed >= 1
     async with db.direct() as tx:  # its BEGIN fails on the dead connection: a new one takes the transaction
         assert await ledger.charge(tx, tenant.org_id, "job_b", 1) == 8
@@ -172,14 +157,7 @@ async def test_a_claim_on_a_kept_connection_killed_while_idle_is_sent_again(db: 
     claims = ObjectClaims(db)
     a, b = new_id("obj"), new_id("obj")
     await claims.claim(a)  # a connection is kept now
-    admin = await asyncpg.connect(db_url)
-    try:
-        await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    await kill_connections(db_url)
     await claims.claim(b)  # no BEGIN goes first to find the dead connection: the claim itself fails, then is resent
     assert set(await _claimed(db, a, b)) == {a, b}
 

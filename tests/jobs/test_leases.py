@@ -4,7 +4,6 @@ again by another poller; and start-up refuses settings under which a lease could
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,13 +27,6 @@ from tests.conftest import SANDBOX_KEY, Sandbox, gateway_settings
 from tests.support import make_tenant, wait_for
 
 LEASE = 1.0
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def run_poller(db: Database, sandbox: Sandbox, tmp_path: Path, name: str, *, renew: bool, stop: asyncio.Event):

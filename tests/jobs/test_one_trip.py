@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select, update
 
@@ -24,20 +23,13 @@ from grokgate.storage.links import MediaLinks
 from grokgate.storage.models import Media
 from grokgate.storage.stored import StoredMedia
 from tests.db.test_direct import _job_row
-from tests.support import BACKEND, counts, make_tenant
+from tests.support import BACKEND, counts, kill_connections, make_tenant
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="the one-call opening is PostgreSQL's")
 
 
 def _row(org_id: str, price: int) -> dict[str, Any]:
     return _job_row(org_id) | {"credits_charged": price}
-
-
-@pytest.fixture
-async def db(db_url: str) -> Any:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def test_an_opening_charges_once_and_writes_the_job_as_given(db: Database, db_url: str) -> None:
@@ -84,14 +76,7 @@ async def test_refusals_change_nothing(db: Database, db_url: str) -> None:
 async def test_an_opening_on_a_kept_connection_killed_while_idle_goes_to_another(db: Database, db_url: str) -> None:
     tenant = await make_tenant(db_url, credits=10)
     await open_in_one_call(db, _row(tenant.org_id, 1), price=1, most=9)  # a connection is kept now
-    admin = await asyncpg.connect(db_url)
-    try:
-        await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    await kill_connections(db_url)
     await open_in_one_call(db, _row(tenant.org_id, 1), price=1, most=9)
     async with db.reader() as session:
         assert await ledger.balance_of(session, tenant.org_id) == ledger.Balance(8, 8)

@@ -29,13 +29,6 @@ from tests.support import make_tenant, wait_for
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
 async def upstream(sandbox: Sandbox) -> AsyncIterator[XaiUpstream]:
     client = XaiUpstream(f"{sandbox.url}/v1", SANDBOX_KEY, timeout=10, backoff=0.01)
     yield client
