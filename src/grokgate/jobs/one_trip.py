@@ -75,7 +75,7 @@ async def open_in_one_call(db: Database, row: dict[str, Any], *, price: int, mos
     }
     for attempt in (1, 2):
         try:
-            async with db.autocommit() as call:
+            async with db.autocommit(fresh=attempt == 2) as call:
                 found = (await call.execute(_OPEN, params)).one()
             break
         except exc.DBAPIError as error:
