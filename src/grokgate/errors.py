@@ -53,3 +53,17 @@ def org_suspended(org_id: str) -> ApiError:
         "This organisation is suspended: it cannot start generations; ask the operator",
         {"orgId": org_id},
     )
+
+
+def limit_exceeded(
+    kind: str, limit: int, used: int, message: str, *, retry_after: int = 5, headers: dict[str, str] | None = None
+) -> ApiError:
+    """429 for a plan's limit of `kind` (a rate window, concurrent jobs, waiters): what it is, how much is used,
+    and when to try again."""
+    return ApiError(
+        429,
+        "RATE_LIMIT_EXCEEDED",
+        message,
+        {"retryAfter": retry_after, "limits": {"type": kind, "limit": limit, "used": used}},
+        headers={"Retry-After": str(retry_after), **(headers or {})},
+    )

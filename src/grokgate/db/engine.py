@@ -153,9 +153,10 @@ class Database:
 
     async def single(self, work: Callable[[DirectTx], Awaitable[T]]) -> T:
         """Run `work`: one statement (or several, each) that may be applied twice with no harm, as a conditioned
-        UPDATE that sets the same values again or an upsert. On PostgreSQL outside any transaction, one round trip
-        instead of three; if the kept connection turns out cut by the server, `work` runs again on a new one (no
-        `BEGIN` went first to find that out harmlessly). On SQLite a direct transaction."""
+        UPDATE that sets the same values again or an upsert, or whose second application the database refuses
+        (a unique key, as the one-call opening's job id and movement key). On PostgreSQL outside any transaction,
+        one round trip instead of three; if the kept connection turns out cut by the server, `work` runs again on a
+        new one (no `BEGIN` went first to find that out harmlessly). On SQLite a direct transaction."""
         if self.is_sqlite:
             async with self.direct() as tx:
                 return await work(tx)

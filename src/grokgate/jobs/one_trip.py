@@ -25,9 +25,9 @@ from sqlalchemy import ARRAY, JSON, Integer, String, bindparam, exc, func, inser
 from grokgate.billing import ledger
 from grokgate.billing.amounts import MAX_PRICE, checked
 from grokgate.db.base import UTCDateTime, table_of
-from grokgate.db.direct import connection_lost
+from grokgate.db.direct import DirectTx
 from grokgate.db.engine import Database
-from grokgate.errors import ApiError
+from grokgate.errors import ApiError, limit_exceeded
 from grokgate.jobs import states
 from grokgate.storage.models import Media
 
@@ -52,13 +52,7 @@ def _as_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def concurrent_limit(limit: int, used: int) -> ApiError:
-    return ApiError(
-        429,
-        "RATE_LIMIT_EXCEEDED",
-        f"Too many jobs in flight: {limit} at once on this plan",
-        {"retryAfter": 5, "limits": {"type": "concurrent", "limit": limit, "used": used}},
-        headers={"Retry-After": "5"},
-    )
+    return limit_exceeded("concurrent", limit, used, f"Too many jobs in flight: {limit} at once on this plan")
 
 
 async def open_in_one_call(db: Database, row: dict[str, Any], *, price: int, most: int) -> None:
@@ -73,19 +67,18 @@ async def open_in_one_call(db: Database, row: dict[str, Any], *, price: int, mos
         "active": list(states.ACTIVE),
         "job": _as_json(row),
     }
-    for attempt in (1, 2):
-        try:
-            async with db.autocommit(fresh=attempt == 2) as call:
-                found = (await call.execute(_OPEN, params)).one()
-            break
-        except exc.DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == FULL:
-                raise concurrent_limit(most, int(str(getattr(error.orig, "message", "0")))) from None
-            # A kept connection the server had cut: the call never ran, so it goes to another connection. (Were
-            # it cut mid-call after committing, the second call would fail on the job's id and movement key:
-            # nothing is ever charged twice.)
-            if attempt == 2 or not connection_lost(error):
-                raise
+
+    async def call(tx: DirectTx) -> Any:
+        return (await tx.execute(_OPEN, params)).one()
+
+    try:
+        # Sent again on a new connection if the kept one was cut: the call never ran then. (Were it cut after the
+        # call committed, the second would fail on the job's id and movement key: nothing is charged twice.)
+        found = await db.single(call)
+    except exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == FULL:
+            raise concurrent_limit(most, int(str(getattr(error.orig, "message", "0")))) from None
+        raise
     if found[0] is None:
         async with db.reader() as session:
             raise await ledger.refusal(session, row["org_id"], price)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from grokgate.errors import ApiError
+from grokgate.errors import ApiError, limit_exceeded
 
 
 class Hold:
@@ -48,12 +48,11 @@ class Waiters:
             )
         used = self.by_org[org_id]
         if used >= plan_most:
-            raise ApiError(
-                429,
-                "RATE_LIMIT_EXCEEDED",
+            raise limit_exceeded(
+                "waiters",
+                plan_most,
+                used,
                 f"Too many open event streams and waiting requests: {plan_most} at once on this plan",
-                {"retryAfter": 5, "limits": {"type": "waiters", "limit": plan_most, "used": used}},
-                headers={"Retry-After": "5"},
             )
         self.by_org[org_id] += 1
         self.total += 1

@@ -15,7 +15,7 @@ from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, Rat
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
-from grokgate.errors import ApiError
+from grokgate.errors import ApiError, limit_exceeded
 from grokgate.ratelimits.plans import Plan
 
 log = structlog.get_logger(__name__)
@@ -69,15 +69,13 @@ class RateLimiter:
                     retry_after = max(1, int(stats.reset_time - time.time() + 0.999))
                     minute = await self._limiter.get_window_stats(items["minute"], org_id)
                     verdict = Verdict(plan.rpm, minute.remaining, max(0, int(minute.reset_time - time.time())))
-                    raise ApiError(
-                        429,
-                        "RATE_LIMIT_EXCEEDED",
+                    raise limit_exceeded(
+                        name,
+                        items[name].amount,
+                        items[name].amount,
                         f"Rate limit exceeded: {items[name].amount} requests per {name} on this plan",
-                        {
-                            "retryAfter": retry_after,
-                            "limits": {"type": name, "limit": items[name].amount, "used": items[name].amount},
-                        },
-                        headers={"Retry-After": str(retry_after), **verdict.headers()},
+                        retry_after=retry_after,
+                        headers=verdict.headers(),
                     )
             for name in WINDOWS:
                 await self._limiter.hit(items[name], org_id)
