@@ -217,6 +217,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         await sender.aclose()
         await ingestor.aclose()
         await upstream.aclose()
+        await services.limiter.aclose()
         await db.dispose()
 
 

@@ -134,3 +134,16 @@ async def test_two_processes_share_one_count_through_redis(db_url: str, sandbox:
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_burst_never_gets_past_a_window(gateway_factory: Callable[..., Any], store: str) -> None:
+    """Thirty requests of one organisation at once against 5 a minute: five pass, whichever store counts."""
+    redis_url = "redis://127.0.0.1:6379/0" if store == "redis" else None
+    plans = {"default": {"rpm": 5, "rph": 100, "rpd": 100, "concurrent": 10}}
+    async with gateway_factory(plans=plans, redis_url=redis_url) as gw:
+        tenant = await gw.tenant()
+        answers = await asyncio.gather(
+            *(gw.client.get("/api/v1/organization", headers=tenant.headers) for _ in range(30))
+        )
+        assert sorted(answer.status_code for answer in answers) == [200] * 5 + [429] * 25
