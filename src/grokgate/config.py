@@ -169,7 +169,8 @@ class Settings(BaseSettings):
     """Seconds a console sign-in lasts."""
     login_limit_email: str = "10 per 5 minutes"
     login_limit_address: str = "50 per 5 minutes"
-    """Failed sign-ins allowed per email address and per client address (`limits` notation)."""
+    """Sign-in attempts allowed per email address and per client address (`limits` notation), counted before the
+    password is checked so that parallel guesses cannot outrun the count; a right password clears its email's count."""
 
     @field_validator("plans", mode="before")
     @classmethod

@@ -4,11 +4,14 @@ redirecting off the site."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from grokgate.accounts import service as accounts
 from grokgate.db.engine import Database
@@ -179,3 +182,23 @@ async def test_login_throttle_password_change_and_safe_redirects(gateway_factory
         old = await _post(gw.client, "/login", "/login", {"email": "dave@example.com", "password": PASSWORD})
         assert old.status_code == 400
         await (await _signed_in(gw.server.url, "dave@example.com", "a new long one")).aclose()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_guesses_sent_at_once_cannot_outrun_the_throttle(gateway_factory: Callable[..., Any], store: str) -> None:
+    """Twelve wrong passwords for one email in parallel against 3 a minute: three are judged, nine refused unjudged,
+    and then the right password is refused too."""
+    redis_url = "redis://127.0.0.1:6379/0" if store == "redis" else None
+    email = f"erin-{uuid.uuid4().hex[:8]}@example.com"
+    async with gateway_factory(login_limit_email="3 per minute", redis_url=redis_url) as gw:
+        await _member(gw.db_url, email, "Erin")
+        token = _token(await gw.client.get("/login"))
+        guesses = await asyncio.gather(
+            *(
+                gw.client.post("/login", data={"email": email, "password": f"guess {i}" * 2, "csrf_token": token})
+                for i in range(12)
+            )
+        )
+        assert sorted(guess.status_code for guess in guesses) == [400] * 3 + [429] * 9
+        right = await gw.client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+        assert right.status_code == 429

@@ -1,4 +1,4 @@
-"""Login throttling: failed sign-ins counted per email address and per client address with `limits` (a moving
+"""Login throttling: sign-in attempts counted per email address and per client address with `limits` (a moving
 window; in memory, or in Redis so every process shares the count), so passwords cannot be guessed at speed."""
 
 from __future__ import annotations
@@ -23,20 +23,26 @@ class LoginThrottle:
         self._limiter = MovingWindowRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {"email": parse(per_email), "address": parse(per_address)}
 
-    async def check(self, email: str, address: str) -> None:
-        """429 `TOO_MANY_ATTEMPTS` while either count is used up; checked before the password is looked at."""
+    async def attempt(self, email: str, address: str) -> None:
+        """Count one sign-in attempt against the email and the client address before the password is looked at;
+        429 `TOO_MANY_ATTEMPTS` (nothing more counted) when either is used up.
+
+        Every attempt counts, right or wrong, and is counted before it is judged: `hit` checks and counts in one
+        step, so a burst of guesses sent at once cannot all pass a check that the first failures have not yet
+        reached. A sign-in that succeeds clears its email's count (`succeeded`)."""
         for scope, value in (("email", email), ("address", address)):
             try:
-                allowed = await self._limiter.test(self._items[scope], scope, value)
+                allowed = await self._limiter.hit(self._items[scope], scope, value)
             except Exception as exc:  # the store being down must not lock everyone out, nor open the gate
                 log.warning("login_throttle.unavailable", error=repr(exc))
                 return
             if not allowed:
                 raise ApiError(429, "TOO_MANY_ATTEMPTS", "Too many sign-in attempts; wait a few minutes and try again")
 
-    async def failed(self, email: str, address: str) -> None:
-        for scope, value in (("email", email), ("address", address)):
-            try:
-                await self._limiter.hit(self._items[scope], scope, value)
-            except Exception as exc:
-                log.warning("login_throttle.unavailable", error=repr(exc))
+    async def succeeded(self, email: str) -> None:
+        """The password was right: its owner's earlier attempts stop counting against them. The address keeps its
+        count, or one account an attacker holds would reset the count of every guess sent from that address."""
+        try:
+            await self._limiter.clear(self._items["email"], "email", email)
+        except Exception as exc:
+            log.warning("login_throttle.unavailable", error=repr(exc))

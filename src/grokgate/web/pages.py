@@ -205,14 +205,14 @@ async def password_sign_in(
     email, address = form.get("email", "").strip().lower(), client_address(request)
     going_to = next_of(form.get("next"))
     try:
-        await console.throttle.check(throttled_as + email, address)
+        await console.throttle.attempt(throttled_as + email, address)
     except ApiError as exc:
         return page(request, "login.html", status=exc.status, error=exc.message, email=email, next=going_to)
     async with services.db.transaction() as session:
         token = await sign_in(session, email, form.get("password", ""), console.session_ttl)
     if token is None:
-        await console.throttle.failed(throttled_as + email, address)
         return page(request, "login.html", status=400, error="Email or password is wrong", email=email, next=going_to)
+    await console.throttle.succeeded(throttled_as + email)
     response = RedirectResponse(going_to, status_code=303)
     keep_session(request, response, token)
     return response
