@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import structlog
@@ -154,8 +154,11 @@ class RedisStore:
         answer = [int(value) for value in await self._take(keys=[self._key(org_id)], args=args)]
         before = [Counts(*answer[3 * w : 3 * w + 3]) for w in range(len(windows))]
         decision, _ = decide(windows, before, now_ms)
-        if decision.admitted != bool(answer[-1]):  # the two copies of the rule disagree: trust the one that counted
-            log.error("ratelimit.rule_mismatch", org_id=org_id, redis_admitted=bool(answer[-1]))
+        counted = bool(answer[-1])
+        if decision.admitted != counted:  # the two copies of the rule disagree: the one that counted is right
+            log.error("ratelimit.rule_mismatch", org_id=org_id, redis_admitted=counted)
+            refused_by = None if counted else decision.refused_by or windows[0]
+            decision = replace(decision, admitted=counted, refused_by=refused_by)
         return decision
 
     async def read(self, org_id: str, windows: tuple[Window, ...], now_ms: int) -> Decision:
