@@ -105,10 +105,14 @@ def hey(
     body: str | None = None,
     key: str | None = None,
     during: Any = None,
+    rate: float | None = None,
 ) -> Load:
-    """Run `hey`; `during()` is called every 100 ms while it runs (to sample the server)."""
+    """Run `hey`; `during()` is called every 100 ms while it runs (to sample the server). `rate`: requests per
+    second in all, spread over the clients (none: as fast as the server answers)."""
     c = min(c, n)  # hey needs at least one request per client
     args = ["hey", "-n", str(n), "-c", str(c), "-m", method, "-t", "120", "-o", "csv"]
+    if rate is not None:
+        args += ["-q", f"{rate / c:g}"]
     if key:
         args += ["-H", f"Authorization: Bearer {key}"]
     if body is not None:

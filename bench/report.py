@@ -67,6 +67,14 @@ def table(results: dict[str, Any]) -> str:
                 f"{video['db_statements_per_poll']} stmts/poll, lag p50 {video['notification_lag_p50_s']} s, "
                 f"rss {video['peak_rss_mib']} MiB"
             )
+        if "steady_videos" in scenarios:
+            steady = scenarios["steady_videos"]
+            lines.append(
+                f"{backend + ' steady videos ' + str(steady['videos']):<44} {'':>9} {'':>9} {'':>9} {'':>7}  "
+                f"{steady['polls_per_video']} polls/video (every interval: "
+                f"{steady['polls_per_video_every_interval']}), "
+                f"lag p50 {steady['notification_lag_p50_s']} s, {steady['cpu_ms_per_video']} cpu ms/video"
+            )
         if "held_clients" in scenarios:
             held = scenarios["held_clients"]
             lines.append(
@@ -113,6 +121,12 @@ def video_summary(results: dict[str, Any]) -> dict[str, Any]:
         summary[f"video_db_statements_per_poll_{backend}"] = large["db_statements_per_poll"]
         if small is not large and small["cpu_ms_per_poll"]:
             summary[f"video_poll_cpu_growth_{backend}"] = round(large["cpu_ms_per_poll"] / small["cpu_ms_per_poll"], 2)
+    for backend, scenarios in results["backends"].items():
+        steady = scenarios.get("steady_videos")
+        if steady:
+            summary[f"steady_polls_per_video_{backend}"] = steady["polls_per_video"]
+            summary[f"steady_polls_per_video_every_interval_{backend}"] = steady["polls_per_video_every_interval"]
+            summary[f"steady_video_lag_p50_s_{backend}"] = steady["notification_lag_p50_s"]
     return summary
 
 

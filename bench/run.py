@@ -86,6 +86,7 @@ def main() -> None:
                 "videos": {
                     f"{n}_in_flight": bench.videos(backend, n) for n in (sizes.videos_small, sizes.videos_large)
                 },
+                "steady_videos": bench.steady_videos(backend),
                 "held_clients": bench.held_clients(backend),
             }
     first = results["backends"].get("sqlite") or next(iter(results["backends"].values()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
 import statistics
 import subprocess
@@ -235,6 +236,49 @@ class Bench(Servers):
                 await db.dispose()
 
         return [finished.timestamp() - ready[ext] for ext, finished in asyncio.run(rows()) if ext in ready and finished]
+
+    def steady_videos(self, backend: str) -> dict[str, Any]:
+        """Videos arriving at a steady pace, as a product's users send them (not in one burst): the polls each
+        video cost beside what asking every interval costs (`ceil(render time / interval)` polls, averaged over the
+        sandbox's render times), and the notification lag."""
+        sizes = self.sizes
+        count, rate = sizes.steady_videos, sizes.steady_rate
+        settings = {"poll_interval": str(sizes.poll_interval), "poller_batch": "500", "poller_concurrency": "128"}
+        polls_metric = 'grokgate_upstream_calls_total{endpoint="poll"'
+        with self.served(backend, video_delay=sizes.video_delay, **settings) as (gateway, key, url, sandbox):
+            clients = min(4, count)
+            count -= count % clients
+            polls0, cpu0 = metric(gateway.url, polls_metric), gateway.cpu_seconds()
+            submit = hey(
+                gateway.url + "/api/v1/models/grok-imagine",
+                n=count,
+                c=clients,
+                method="POST",
+                body=VIDEO_BODY,
+                key=key,
+                rate=rate,
+            )
+            self._wait_all_done(gateway, url, count)
+            polls = metric(gateway.url, polls_metric) - polls0
+            cpu = gateway.cpu_seconds() - cpu0
+            lags = self._lags(url, sandbox)
+            low, high = sizes.video_delay
+            steps = 10_000
+            every_interval = statistics.fmean(
+                math.ceil((low + (high - low) * (k + 0.5) / steps) / sizes.poll_interval) for k in range(steps)
+            )
+            return {
+                "videos": count,
+                "completed": self._count_completed(url),
+                "submitted_per_s": round(submit.rps, 1),
+                "poll_interval_s": sizes.poll_interval,
+                "upstream_delay_s": list(sizes.video_delay),
+                "polls_per_video": round(polls / count, 2),
+                "polls_per_video_every_interval": round(every_interval, 2),
+                "cpu_ms_per_video": round(1000 * cpu / count, 3),
+                "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
+                "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+            }
 
     def held_clients(self, backend: str) -> dict[str, Any]:
         """Many clients held on videos at once (a tenth `Prefer: wait`, the rest on `/events`, nine streams to a

@@ -31,16 +31,19 @@ class Sizes:
     videos_large: int
     video_delay: tuple[float, float]
     poll_interval: float
+    steady_videos: int
+    steady_rate: float
+    """Videos submitted at this many a second in the steady-videos scenario."""
 
 
 SIZES = {
-    "full": Sizes("full", 3000, 1000, 5000, 5000, 100, 10_000, (20.0, 40.0), 5.0),
-    "quick": Sizes("quick", 256, 200, 400, 600, 64, 512, (3.0, 6.0), 2.0),
-    "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2),
+    "full": Sizes("full", 3000, 1000, 5000, 5000, 100, 10_000, (20.0, 40.0), 5.0, 2000, 20.0),
+    "quick": Sizes("quick", 256, 200, 400, 600, 64, 512, (3.0, 6.0), 2.0, 240, 16.0),
+    "tiny": Sizes("tiny", 30, 10, 20, 50, 5, 10, (0.2, 0.4), 0.2, 8, 8.0),
 }
 HELD = {"full": (10_000, 150.0), "quick": (300, 40.0), "tiny": (20, 8.0)}
 """Clients held at once in the held-clients scenario, and seconds from its start to the moment every video ends."""
-SCENARIOS = ("image_path", "slow_upstream", "ledger", "videos", "held_clients")
+SCENARIOS = ("image_path", "slow_upstream", "ledger", "videos", "steady_videos", "held_clients")
 
 
 class Servers:

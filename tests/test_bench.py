@@ -41,6 +41,8 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
         "poll_cpu_ms_per_job_10000",
         "notification_lag_p50_s",
         "held_answer_delay_p50_ms_sqlite",
+        "steady_polls_per_video_sqlite",
+        "steady_polls_per_video_every_interval_sqlite",
     ):
         assert isinstance(summary[key], int | float), key
     assert summary["scaled_down"] is True

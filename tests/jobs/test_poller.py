@@ -198,3 +198,41 @@ async def test_a_late_writer_without_the_lease_changes_nothing(
         assert await finish_in(session, job_id, states.Fail("X", "now"), owner="current", **finishing)
     async with db.transaction() as session:
         assert not await finish_in(session, job_id, states.Fail("X", "again"), owner=None, **finishing)
+
+
+async def test_once_videos_were_seen_finishing_the_poller_asks_less_while_they_cannot_be_ready(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
+) -> None:
+    """Twenty 2 s videos polled every 0.05 s teach the poller how long such videos take; the next twenty are asked
+    once, then not again until about that age (and every 0.05 s from then on): far fewer polls, all completed."""
+    tenant = await make_tenant(db_url, credits=150 * 40)
+    service = JobService(
+        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter", **parts
+    )
+    caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
+    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="poller", **parts)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+
+    async def polls_of_a_batch(name: str) -> int:
+        async with httpx.AsyncClient() as client:
+            await client.delete(f"{sandbox.url}/_sandbox/requests")
+        ids = [(await service.start(caller, video_spec(f"{name} {i} [sandbox:delay=2]"))).id for i in range(20)]
+
+        async def all_completed() -> bool:
+            async with db.reader() as session:
+                jobs = [await session.get(Job, job_id) for job_id in ids]
+            return all(job is not None and job.status == "completed" for job in jobs)
+
+        await wait_for(all_completed, timeout=30, what=f"the {name} batch to complete")
+        return sum(entry["method"] == "GET" for entry in await sandbox.requests("/v1/videos/"))
+
+    try:
+        first = await polls_of_a_batch("first")
+        second = await polls_of_a_batch("second")
+    finally:
+        stop.set()
+        await task
+    assert first >= 20 * 8
+    assert second <= 20 * 6
+    assert 2 * second < first

@@ -8,7 +8,7 @@ import pytest
 
 from grokgate.catalogue.catalogue import load
 from grokgate.errors import ApiError
-from grokgate.jobs import states
+from grokgate.jobs import render_times, states
 from grokgate.jobs.schemas import GenerateRequest
 from grokgate.jobs.spec import build_spec
 from grokgate.upstream.base import VideoPoll
@@ -146,3 +146,34 @@ def test_poll_progress_and_cost_are_kept() -> None:
         200, {"status": "done", "video": {"url": "u", "duration": 6}, "usage": {"cost_in_usd_ticks": 7}}
     )
     assert (done.url, done.duration, done.cost_in_usd_ticks) == ("u", 6.0, 7)
+
+
+def test_a_pending_video_is_not_asked_again_before_its_kind_is_seldom_done() -> None:
+    pending = VideoPoll(state="pending")
+    soon, later = NOW + timedelta(seconds=2), NOW + timedelta(seconds=30)
+    waits = [
+        states.after_poll(pending, now=NOW, deadline=LATER, interval=5, requested_duration=6, not_before=moment)
+        for moment in (soon, later, LATER + timedelta(hours=1))
+    ]
+    assert [wait.next_poll_at for wait in waits if isinstance(wait, states.Wait)] == [
+        NOW + timedelta(seconds=5),
+        later,
+        LATER,
+    ]
+
+
+def test_render_times_are_trusted_after_enough_videos_and_follow_the_latest() -> None:
+    times = render_times.RenderTimes(keep=30, least=20, quantile=0.1)
+    kind = render_times.kind_of("text-to-video", {"duration": 6, "resolution": "480p"})
+    assert kind != render_times.kind_of("text-to-video", {"duration": 10, "resolution": "480p"})
+    for seconds in range(40, 59):
+        times.observe(kind, float(seconds))
+    assert times.earliest(kind) is None  # 19 seen
+    times.observe(kind, 59.0)
+    assert times.earliest(kind) == 41.0  # the 2nd of 20
+    for _ in range(30):
+        times.observe(kind, 10.0)  # xAI got faster: only the latest 30 count
+    assert times.earliest(kind) == 10.0
+    assert render_times.rendered_at_least(NOW, NOW + timedelta(seconds=12)) == 12.0
+    assert render_times.rendered_at_least(NOW, None) is None
+    assert render_times.rendered_at_least(None, NOW) is None

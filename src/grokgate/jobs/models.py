@@ -53,6 +53,10 @@ class Job(Base):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     progress: Mapped[int | None] = mapped_column(Integer, default=None)
     """xAI's progress percentage of the video, as last polled."""
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When xAI accepted the video (its request id recorded)."""
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """The last poll xAI answered "not yet": with `submitted_at`, a lower bound of how long the video took."""
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     poll_failures: Mapped[int] = mapped_column(Integer, default=0)
     """Polls in a row that got no answer from xAI; sets the back-off before the next one."""

@@ -7,7 +7,9 @@ be short. Work done twice anyway is harmless because every write is conditioned 
 job's end on it still being active.
 
 The pool is continuous: as soon as a slot frees, more due jobs are leased, so one slow download never holds back
-the polls of every other video (as rounds that wait on their slowest job would).
+the polls of every other video (as rounds that wait on their slowest job would). A video that said "not yet" is
+not asked again before videos of its kind are seen finishing (`render_times`): polls that cannot find anything
+cost xAI calls and CPU that ready videos need.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -23,7 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
-from grokgate.jobs import repository, states
+from grokgate.jobs import render_times, repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.repository import Finishing
@@ -78,6 +81,7 @@ class Poller:
         self.finishing = finishing
         self.leases = leases or LeaseKeeper(db, Job, owner, settings.lease)
         self.metrics = metrics
+        self.render_times = render_times.RenderTimes()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep up to `concurrency` jobs in work until `stop`; then let the running ones finish."""
@@ -175,14 +179,23 @@ class Poller:
             log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             await self._apply(job, self._back_off(job), answered=False)
             return
+        kind = render_times.kind_of(job.model, job.input)
+        earliest = self.render_times.earliest(kind)
+        not_before = None
+        if earliest is not None and job.submitted_at is not None:
+            not_before = job.submitted_at + timedelta(seconds=earliest)
         decision = states.after_poll(
             poll,
             now=utcnow(),
             deadline=job.deadline_at,
             interval=self.settings.interval,
             requested_duration=job.input.get("duration"),
+            not_before=not_before,
         )
         if isinstance(decision, states.Deliver):
+            took = render_times.rendered_at_least(job.submitted_at, job.polled_at)
+            if took is not None and job.poll_failures == 0:  # not again when a failed download is retried
+                self.render_times.observe(kind, took)
             await self._deliver(job, decision)
             return
         await self._apply(job, decision, answered=True)

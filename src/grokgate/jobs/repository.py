@@ -155,6 +155,7 @@ _SUBMITTED = (
         lease_owner=None,
         lease_expires_at=None,
         next_poll_at=bindparam("poll_at"),
+        submitted_at=bindparam("now"),
         updated_at=bindparam("now"),
     )
     .returning(*_JOBS.c)
@@ -412,6 +413,8 @@ def _reschedule_statement(*, with_progress: bool, answered: bool) -> Any:
     }
     if with_progress:
         values["progress"] = bindparam("wait_progress", type_=_JOBS.c.progress.type)
+    if answered:  # xAI said "not yet" now: the video took at least this long
+        values["polled_at"] = bindparam("now", type_=_JOBS.c.polled_at.type)
     return (
         update(_JOBS)
         .where(

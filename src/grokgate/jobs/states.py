@@ -98,12 +98,21 @@ def stored_output(media_ids: dict[str, list[str]], duration: float | int | None)
 
 
 def after_poll(
-    poll: VideoPoll, *, now: datetime, deadline: datetime, interval: float, requested_duration: int | None
+    poll: VideoPoll,
+    *,
+    now: datetime,
+    deadline: datetime,
+    interval: float,
+    requested_duration: int | None,
+    not_before: datetime | None = None,
 ) -> Decision:
+    """`not_before`: when videos like this one are seldom done yet (`render_times`); a video still rendering is
+    polled again after `interval`, and not before that moment."""
     if poll.state == "done" and poll.url:
         return Deliver(poll.url, seconds(poll.duration, requested_duration), poll.cost_in_usd_ticks)
     if poll.state == "pending":
-        waiting = after_silence(now=now, deadline=deadline, delay=interval, status="processing")
+        delay = interval if not_before is None else max(interval, (not_before - now).total_seconds())
+        waiting = after_silence(now=now, deadline=deadline, delay=delay, status="processing")
         if isinstance(waiting, Wait) and poll.progress is not None:
             return replace(waiting, progress=max(0, min(100, poll.progress)))
         return waiting
