@@ -27,6 +27,7 @@ from grokgate.jobs import repository
 from grokgate.jobs.models import Job
 from grokgate.jobs.notifications import JobNotifier, channel_for
 from grokgate.jobs.poller import Poller, PollerSettings
+from grokgate.jobs.render_times import RenderTimes
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.service import JobService, process_identity
 from grokgate.jobs.submitter import Submitter, SubmitterSettings
@@ -116,6 +117,8 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
     )
     leases = LeaseKeeper(db, Job, owner, settings.job_lease)
     notifier = JobNotifier(db, channel=channel_for(settings, db, metrics), recheck=settings.wait_recheck)
+    render_times = RenderTimes()
+    """How long videos take, learned by this process's poller and used by whatever submits here too."""
     services = Services(
         settings=settings,
         db=db,
@@ -129,6 +132,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             finishing=finishing,
             leases=leases,
             notifier=notifier,
+            render_times=render_times,
         ),
         limiter=RateLimiter(settings.redis_url, fail_open=settings.rate_limit_fail_open),
         idempotency=Idempotency(db, stale_after=settings.request_lease),
@@ -177,6 +181,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
             finishing=finishing,
             leases=leases,
             metrics=metrics,
+            render_times=render_times,
         )
 
         async def sweep() -> int:
@@ -196,6 +201,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
                 lease=settings.job_lease,
                 interval=settings.poll_interval,
             ),
+            render_times=render_times,
         )
         tasks += [
             asyncio.create_task(submitter.run(stop), name="grokgate-submitter"),

@@ -16,6 +16,7 @@ from grokgate.db.base import new_id, utcnow
 from grokgate.db.engine import Database
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
+from grokgate.jobs.render_times import RenderTimes
 from grokgate.jobs.repository import Finishing, claim_due
 from grokgate.jobs.service import JobService
 from grokgate.jobs.spec import GenerationSpec
@@ -203,14 +204,14 @@ async def test_a_late_writer_without_the_lease_changes_nothing(
 async def test_once_videos_were_seen_finishing_the_poller_asks_less_while_they_cannot_be_ready(
     db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:
-    """Twenty 2 s videos polled every 0.05 s teach the poller how long such videos take; the next twenty are asked
-    once, then not again until about that age (and every 0.05 s from then on): far fewer polls, all completed."""
+    """Twenty 2 s videos polled every 0.05 s teach the poller how long such videos take; the next twenty are first
+    asked at about that age (and every 0.05 s from then on): far fewer polls, all completed."""
     tenant = await make_tenant(db_url, credits=150 * 40)
-    service = JobService(
-        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter", **parts
-    )
+    learned = RenderTimes()  # one per process, as `runtime` shares it
+    settings = gateway_settings(db_url, sandbox.url, poll_interval=0.05)
+    service = JobService(db=db, upstream=upstream, settings=settings, owner="submitter", render_times=learned, **parts)
     caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
-    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="poller", **parts)
+    poller = Poller(db, upstream, PollerSettings(interval=0.05), owner="poller", render_times=learned, **parts)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
 

@@ -26,9 +26,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
-from grokgate.jobs import render_times, repository, states
+from grokgate.jobs import repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
+from grokgate.jobs.render_times import RenderTimes, kind_of, rendered_at_least
 from grokgate.jobs.repository import Finishing
 from grokgate.metrics import Metrics
 from grokgate.storage.ingest import Ingestor
@@ -72,6 +73,7 @@ class Poller:
         finishing: Finishing,
         leases: LeaseKeeper | None = None,
         metrics: Metrics | None = None,
+        render_times: RenderTimes | None = None,
     ) -> None:
         self.db = db
         self.upstream = upstream
@@ -81,7 +83,8 @@ class Poller:
         self.finishing = finishing
         self.leases = leases or LeaseKeeper(db, Job, owner, settings.lease)
         self.metrics = metrics
-        self.render_times = render_times.RenderTimes()
+        self.render_times = render_times or RenderTimes()
+        """Shared with what submits in this process (`runtime`), so first polls wait as later ones do."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep up to `concurrency` jobs in work until `stop`; then let the running ones finish."""
@@ -179,7 +182,7 @@ class Poller:
             log.warning("poller.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             await self._apply(job, self._back_off(job), answered=False)
             return
-        kind = render_times.kind_of(job.model, job.input)
+        kind = kind_of(job.model, job.input)
         earliest = self.render_times.earliest(kind)
         not_before = None
         if earliest is not None and job.submitted_at is not None:
@@ -193,7 +196,7 @@ class Poller:
             not_before=not_before,
         )
         if isinstance(decision, states.Deliver):
-            took = render_times.rendered_at_least(job.submitted_at, job.polled_at)
+            took = rendered_at_least(job.submitted_at, job.polled_at)
             if took is not None and job.poll_failures == 0:  # not again when a failed download is retried
                 self.render_times.observe(kind, took)
             await self._deliver(job, decision)

@@ -13,8 +13,10 @@ poll that still heard "not yet" (`polled_at`). Its true time is later, never ear
 polling early. (The poll that saw `done` would give an upper bound, and under load it is late by the poller's
 backlog: learning from it would push polls later the busier the poller is, and the backlog would feed itself.)
 
-Kept in memory, per process: after a restart the poller polls every interval until it has seen `LEAST` videos of a
-kind again. Plain data and arithmetic; no I/O.
+The first poll of a video waits the same way. One object per process, shared by whatever submits there (a request,
+the submitter) and its poller; kept in memory, so after a restart videos are asked every interval until the poller has seen `LEAST` of a kind
+again, and a process that submits but does not poll (`serve --no-background` beside a `worker`) first asks after
+one interval always. Plain data and arithmetic; no I/O.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 KEEP = 256
@@ -62,6 +64,11 @@ class RenderTimes:
     def observe(self, kind: Hashable, seconds: float) -> None:
         self._seen.setdefault(kind, deque(maxlen=self.keep)).append(seconds)
         self._earliest.pop(kind, None)
+
+    def first_poll(self, kind: Hashable, submitted_at: datetime, interval: float) -> datetime:
+        """When to ask about a video xAI has just taken: after `interval`, and not before its kind is seen
+        finishing."""
+        return submitted_at + timedelta(seconds=max(interval, self.earliest(kind) or 0.0))
 
     def earliest(self, kind: Hashable) -> float | None:
         """Seconds after submission before which videos of `kind` are seldom done; None until `least` were seen."""

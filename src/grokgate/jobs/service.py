@@ -35,6 +35,7 @@ from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.notifications import JobNotifier
 from grokgate.jobs.one_trip import concurrent_limit, open_in_one_call
+from grokgate.jobs.render_times import RenderTimes, kind_of
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.jobs.views import MEDIA_REF
@@ -73,6 +74,8 @@ class JobService:
     """Renews the leases of jobs in work; `runtime` passes the process's running keeper."""
     notifier: JobNotifier | None = None
     """Wakes held clients when their job changes; `runtime` passes the process's running one."""
+    render_times: RenderTimes = field(default_factory=RenderTimes)
+    """When a video just taken is first polled; `runtime` passes the one its poller learns in."""
     _reading: dict[tuple[str, str, bool], tuple[float, asyncio.Future[Job]]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -327,7 +330,9 @@ class JobService:
             submission = await self.upstream.submit_video(request, wait=False)
         if submission is None:
             return await self._queue(job, request)
-        next_poll_at = utcnow() + timedelta(seconds=self.settings.poll_interval)
+        next_poll_at = self.render_times.first_poll(
+            kind_of(job.model, job.input), utcnow(), self.settings.poll_interval
+        )
         stored = await self.db.single(  # one conditioned UPDATE: sent twice, it sets the same values
             lambda tx: repository.record_submission(
                 tx,

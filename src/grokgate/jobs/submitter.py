@@ -18,7 +18,6 @@ import asyncio
 import base64
 import contextlib
 from dataclasses import dataclass, fields
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -29,6 +28,7 @@ from grokgate.db.leases import LeaseKeeper
 from grokgate.jobs import repository, states
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
+from grokgate.jobs.render_times import RenderTimes, kind_of
 from grokgate.jobs.repository import Finishing
 from grokgate.jobs.views import MEDIA_REF
 from grokgate.storage.service import find_media
@@ -65,8 +65,10 @@ class Submitter:
         finishing: Finishing,
         store: MediaStore,
         settings: SubmitterSettings,
+        render_times: RenderTimes | None = None,
     ) -> None:
         self.db = db
+        self.render_times = render_times or RenderTimes()
         self.upstream = upstream
         self.owner = owner
         self.leases = leases
@@ -136,7 +138,9 @@ class Submitter:
                 job.id,
                 owner=self.owner,
                 request_id=submission.request_id,
-                next_poll_at=utcnow() + timedelta(seconds=self.settings.interval),
+                next_poll_at=self.render_times.first_poll(
+                    kind_of(job.model, job.input), utcnow(), self.settings.interval
+                ),
                 key_id=submission.key_id,
             )
         if stored is None:
