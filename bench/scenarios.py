@@ -18,6 +18,17 @@ import httpx
 from bench.procs import BIN, ROOT, Process, free_port, hey, metric, start
 from bench.servers import BIG_PLAN, HELD, IMAGE_BODY, VIDEO_BODY, Servers
 
+POLLS = 'grokgate_upstream_calls_total{endpoint="poll"'
+"""The gateway's metric of its polls of xAI."""
+
+
+def _lag_figures(lags: list[float]) -> dict[str, float | None]:
+    """From xAI's `done` to the job's `completed`, p50 and p99, in seconds."""
+    return {
+        "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
+        "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+    }
+
 
 class Bench(Servers):
     """One method a scenario; `main` calls them per database and keeps what they return."""
@@ -148,25 +159,14 @@ class Bench(Servers):
 
     def videos(self, backend: str, count: int) -> dict[str, Any]:
         sizes = self.sizes
-        settings = {"poll_interval": str(sizes.poll_interval), "poller_batch": "500", "poller_concurrency": "128"}
-        polls_metric = 'grokgate_upstream_calls_total{endpoint="poll"'
-        with self.served(backend, video_delay=sizes.video_delay, **settings) as (gateway, key, url, sandbox):
+        with self._video_gateway(backend) as (gateway, key, url, sandbox):
             started = time.time()
-            concurrency = min(64, count)
-            count -= count % concurrency  # hey sends n // c requests per client
-            submit = hey(
-                gateway.url + "/api/v1/models/grok-imagine",
-                n=count,
-                c=concurrency,
-                method="POST",
-                body=VIDEO_BODY,
-                key=key,
-            )
-            cpu0, polls0 = gateway.cpu_seconds(), metric(gateway.url, polls_metric)
+            submit, count = self._submit_videos(gateway, key, count, clients=64)
+            cpu0, polls0 = gateway.cpu_seconds(), metric(gateway.url, POLLS)
             statements0 = metric(gateway.url, "grokgate_db_statements_total")
             done_at = self._wait_all_done(gateway, url, count)
             cpu = gateway.cpu_seconds() - cpu0
-            polls = metric(gateway.url, polls_metric) - polls0
+            polls = metric(gateway.url, POLLS) - polls0
             statements = metric(gateway.url, "grokgate_db_statements_total") - statements0
             lags = self._lags(url, sandbox)
             return {
@@ -181,9 +181,31 @@ class Bench(Servers):
                 "cpu_ms_per_job": round(1000 * cpu / count, 3),
                 "db_statements_per_poll": round(statements / max(polls, 1), 2),
                 "peak_rss_mib": round(gateway.peak_rss / 2**20, 1),
-                "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
-                "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+                **_lag_figures(lags),
             }
+
+    def _video_gateway(self, backend: str) -> Any:
+        sizes = self.sizes
+        settings = {"poll_interval": str(sizes.poll_interval), "poller_batch": "500", "poller_concurrency": "128"}
+        return self.served(backend, video_delay=sizes.video_delay, **settings)
+
+    def _submit_videos(
+        self, gateway: Process, key: str, count: int, *, clients: int, rate: float | None = None
+    ) -> tuple[Any, int]:
+        """`count` video submissions from `clients` at once (at `rate` a second in all, or as fast as answered);
+        returns hey's figures and how many were sent (hey sends n // c per client)."""
+        clients = min(clients, count)
+        count -= count % clients
+        submit = hey(
+            gateway.url + "/api/v1/models/grok-imagine",
+            n=count,
+            c=clients,
+            method="POST",
+            body=VIDEO_BODY,
+            key=key,
+            rate=rate,
+        )
+        return submit, count
 
     def _count(self, url: str, statuses: tuple[str, ...]) -> int:
         from sqlalchemy import func, select
@@ -242,24 +264,11 @@ class Bench(Servers):
         video cost beside what asking every interval costs (`ceil(render time / interval)` polls, averaged over the
         sandbox's render times), and the notification lag."""
         sizes = self.sizes
-        count, rate = sizes.steady_videos, sizes.steady_rate
-        settings = {"poll_interval": str(sizes.poll_interval), "poller_batch": "500", "poller_concurrency": "128"}
-        polls_metric = 'grokgate_upstream_calls_total{endpoint="poll"'
-        with self.served(backend, video_delay=sizes.video_delay, **settings) as (gateway, key, url, sandbox):
-            clients = min(4, count)
-            count -= count % clients
-            polls0, cpu0 = metric(gateway.url, polls_metric), gateway.cpu_seconds()
-            submit = hey(
-                gateway.url + "/api/v1/models/grok-imagine",
-                n=count,
-                c=clients,
-                method="POST",
-                body=VIDEO_BODY,
-                key=key,
-                rate=rate,
-            )
+        with self._video_gateway(backend) as (gateway, key, url, sandbox):
+            polls0, cpu0 = metric(gateway.url, POLLS), gateway.cpu_seconds()
+            submit, count = self._submit_videos(gateway, key, sizes.steady_videos, clients=4, rate=sizes.steady_rate)
             self._wait_all_done(gateway, url, count)
-            polls = metric(gateway.url, polls_metric) - polls0
+            polls = metric(gateway.url, POLLS) - polls0
             cpu = gateway.cpu_seconds() - cpu0
             lags = self._lags(url, sandbox)
             low, high = sizes.video_delay
@@ -276,8 +285,7 @@ class Bench(Servers):
                 "polls_per_video": round(polls / count, 2),
                 "polls_per_video_every_interval": round(every_interval, 2),
                 "cpu_ms_per_video": round(1000 * cpu / count, 3),
-                "notification_lag_p50_s": round(statistics.median(lags), 3) if lags else None,
-                "notification_lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 3) if lags else None,
+                **_lag_figures(lags),
             }
 
     def held_clients(self, backend: str) -> dict[str, Any]:
@@ -295,10 +303,7 @@ class Bench(Servers):
             "max_waiters": str(2 * total),
             "plans": plans,
         }
-        statements_metric, polls_metric = (
-            "grokgate_db_statements_total",
-            'grokgate_upstream_calls_total{endpoint="poll"',
-        )
+        statements_metric, polls_metric = "grokgate_db_statements_total", POLLS
         with self.served(backend, **settings) as (gateway, key, url, _):
             scrape = metric(gateway.url, statements_metric)
             scrape = metric(gateway.url, statements_metric) - scrape  # what one scrape itself costs
