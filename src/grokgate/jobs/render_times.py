@@ -14,9 +14,9 @@ polling early. (The poll that saw `done` would give an upper bound, and under lo
 backlog: learning from it would push polls later the busier the poller is, and the backlog would feed itself.)
 
 The first poll of a video waits the same way. One object per process, shared by whatever submits there (a request,
-the submitter) and its poller; kept in memory, so after a restart videos are asked every interval until the poller has seen `LEAST` of a kind
-again, and a process that submits but does not poll (`serve --no-background` beside a `worker`) first asks after
-one interval always. Plain data and arithmetic; no I/O.
+the submitter) and its poller; kept in memory, so after a restart videos are asked every interval until the poller
+has seen `LEAST` of a kind again, and a process that submits but does not poll (`serve --no-background` beside a
+`worker`) always asks first after one interval. Plain data and arithmetic; no I/O.
 """
 
 from __future__ import annotations
