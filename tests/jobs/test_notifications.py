@@ -216,3 +216,25 @@ async def test_streams_woken_by_an_ending_in_their_process_are_handed_the_ended_
         other = await gw.tenant(name="other")
         refused = await gw.client.get(f"/api/v1/jobs/{job_id}/events", headers=other.headers)
         assert refused.status_code == 404
+
+
+async def test_a_wait_woken_by_an_ending_in_its_process_answers_with_no_read(gateway_factory: Any) -> None:
+    """`Prefer: wait` shows the job's input: the wait's first read lends it to the ended job it is handed, so
+    cancelling a job with a wait held on it costs no statement more than cancelling one nobody waits on."""
+    async with gateway_factory(plans=PLANS, wait_recheck=60, run_poller=False) as gw:
+        tenant = await gw.tenant(credits=1000)
+        for _ in range(2):  # the second: once whatever a first cancel sets up is in place
+            alone = await video(gw, tenant)
+            before = statements_of(gw)
+            assert (await gw.client.delete(f"/api/v1/jobs/{alone}", headers=tenant.headers)).status_code == 200
+            unwatched = statements_of(gw) - before
+        waited = asyncio.create_task(gw.generate(tenant, NEVER, {"Prefer": "wait=30"}))
+        await until(lambda: notifier_of(gw).watching == 1)
+        listed = (await gw.client.get("/api/v1/jobs", headers=tenant.headers)).json()["jobs"]
+        [held] = [job["id"] for job in listed if job["status"] == "pending"]
+        before = statements_of(gw)
+        assert (await gw.client.delete(f"/api/v1/jobs/{held}", headers=tenant.headers)).status_code == 200
+        answer = (await asyncio.wait_for(waited, 10)).json()
+        assert statements_of(gw) - before <= unwatched  # a read would be 2 more (BEGIN or a pre-ping, SELECT)
+        assert answer["status"] == "cancelled"
+        assert answer["input"]["prompt"] == NEVER["prompt"]

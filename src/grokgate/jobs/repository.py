@@ -72,6 +72,12 @@ async def get(session: Tx, org_id: str, job_id: str, *, with_input: bool = True)
     return None if row is None else Job(**row._mapping)
 
 
+def with_input(job: Job, job_input: dict[str, Any]) -> Job:
+    """A copy of `job` (read without its input) carrying `job_input`; `job` itself is left as it is (it may be
+    shared by every client woken by its ending)."""
+    return Job(**{column.key: getattr(job, column.key) for column in _JOBS.c} | {"input": job_input})
+
+
 async def status_of(session: AsyncSession, job_id: str) -> str | None:
     return await session.scalar(select(Job.status).where(Job.id == job_id))
 

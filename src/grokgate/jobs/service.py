@@ -408,9 +408,11 @@ class JobService:
         the wait begins and each time the notifier says it changed, never on a timer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        first: Job | None = None
         with self.notices.watch(job_id) as watch:
             while True:
-                job = await self._read_since(caller, job_id, watch.woken_at, with_input=True)
+                job = await self._read_since(caller, job_id, watch.woken_at, with_input=True, input_of=first)
+                first = first or job
                 watch.saw(job.status, job.updated_at)
                 if job.status in states.TERMINAL or not await watch.wait(deadline - loop.time()):
                     return job
@@ -428,13 +430,18 @@ class JobService:
                 while not await watch.wait(idle):
                     yield None
 
-    async def _read_since(self, caller: Caller, job_id: str, since: float, *, with_input: bool) -> Job:
+    async def _read_since(
+        self, caller: Caller, job_id: str, since: float, *, with_input: bool, input_of: Job | None = None
+    ) -> Job:
         """The job as read by a read that began after `since` (when the client was woken): the clients of one
-        organisation woken by one change of a job (every stream open on it) share one read."""
-        if not with_input:  # a job this process just ended needs no read: its ending handed it over
+        organisation woken by one change of a job (every stream open on it) share one read.
+
+        A job this process just ended needs no read: its ending handed it over (without its input, which never
+        changes: `input_of`, an earlier read of the job, lends it when the input is wanted)."""
+        if not with_input or input_of is not None:
             ended = self.notices.ended(job_id)
             if ended is not None and ended.org_id == caller.org_id:
-                return ended
+                return ended if not with_input or input_of is None else repository.with_input(ended, input_of.input)
         key = (caller.org_id, job_id, with_input)
         under_way = self._reading.get(key)
         if under_way is not None and under_way[0] >= since:
