@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -183,17 +182,13 @@ class Poller:
             await self._apply(job, self._back_off(job), answered=False)
             return
         kind = kind_of(job.model, job.input)
-        earliest = self.render_times.earliest(kind)
-        not_before = None
-        if earliest is not None and job.submitted_at is not None:
-            not_before = job.submitted_at + timedelta(seconds=earliest)
         decision = states.after_poll(
             poll,
             now=utcnow(),
             deadline=job.deadline_at,
             interval=self.settings.interval,
             requested_duration=job.input.get("duration"),
-            not_before=not_before,
+            not_before=self.render_times.not_before(kind, job.submitted_at),
         )
         if isinstance(decision, states.Deliver):
             took = rendered_at_least(job.submitted_at, job.polled_at)

@@ -68,7 +68,14 @@ class RenderTimes:
     def first_poll(self, kind: Hashable, submitted_at: datetime, interval: float) -> datetime:
         """When to ask about a video xAI has just taken: after `interval`, and not before its kind is seen
         finishing."""
-        return submitted_at + timedelta(seconds=max(interval, self.earliest(kind) or 0.0))
+        return max(submitted_at + timedelta(seconds=interval), self.not_before(kind, submitted_at) or submitted_at)
+
+    def not_before(self, kind: Hashable, submitted_at: datetime | None) -> datetime | None:
+        """The moment before which a video of `kind` taken at `submitted_at` is seldom done; None if unknown."""
+        earliest = self.earliest(kind)
+        if earliest is None or submitted_at is None:
+            return None
+        return submitted_at + timedelta(seconds=earliest)
 
     def earliest(self, kind: Hashable) -> float | None:
         """Seconds after submission before which videos of `kind` are seldom done; None until `least` were seen."""

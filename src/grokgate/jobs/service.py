@@ -441,7 +441,7 @@ class JobService:
         if not with_input or input_of is not None:
             ended = self.notices.ended(job_id)
             if ended is not None and ended.org_id == caller.org_id:
-                return ended if not with_input or input_of is None else repository.with_input(ended, input_of.input)
+                return ended if input_of is None else repository.with_input(ended, input_of.input)
         key = (caller.org_id, job_id, with_input)
         under_way = self._reading.get(key)
         if under_way is not None and under_way[0] >= since:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from grokgate.errors import ApiError, limit_exceeded
 from grokgate.ratelimits.plans import Plan
-from grokgate.ratelimits.windows import Counts, Decision, Window, decide, describe, rolled, windows_of
+from grokgate.ratelimits.windows import Counts, Decision, Window, decide, use_now, windows_of
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +78,7 @@ class MemoryStore:
         return decision
 
     async def read(self, org_id: str, windows: tuple[Window, ...], now_ms: int) -> Decision:
-        return _read(windows, self._stored(org_id, windows), now_ms)
+        return use_now(windows, self._stored(org_id, windows), now_ms)
 
     async def healthy(self) -> bool:
         return True
@@ -87,9 +87,9 @@ class MemoryStore:
         return None
 
 
-def _read(windows: tuple[Window, ...], stored: list[Counts], now_ms: int) -> Decision:
-    current = [rolled(c, now_ms // w.span_ms) for w, c in zip(windows, stored, strict=True)]
-    return describe(windows, current, now_ms, admitted=True, refused_by=None)
+def _per_window(numbers: list[int], windows: tuple[Window, ...]) -> list[Counts]:
+    """The script's and the hash's order: index, current, previous, window after window."""
+    return [Counts(*numbers[3 * w : 3 * w + 3]) for w in range(len(windows))]
 
 
 # The arithmetic of `windows.rolled`, `used` and `decide`, in the same order and the same doubles. The hash holds
@@ -152,8 +152,7 @@ class RedisStore:
         for window in windows:
             args += [window.span_ms, window.limit]
         answer = [int(value) for value in await self._take(keys=[self._key(org_id)], args=args)]
-        before = [Counts(*answer[3 * w : 3 * w + 3]) for w in range(len(windows))]
-        decision, _ = decide(windows, before, now_ms)
+        decision, _ = decide(windows, _per_window(answer, windows), now_ms)
         counted = bool(answer[-1])
         if decision.admitted != counted:  # the two copies of the rule disagree: the one that counted is right
             log.error("ratelimit.rule_mismatch", org_id=org_id, redis_admitted=counted)
@@ -166,7 +165,7 @@ class RedisStore:
         values = await self.redis.hmget(self._key(org_id), fields)
         defaults = [-1, 0, 0] * len(windows)
         numbers = [int(v) if v is not None else d for v, d in zip(values, defaults, strict=True)]
-        return _read(windows, [Counts(*numbers[3 * w : 3 * w + 3]) for w in range(len(windows))], now_ms)
+        return use_now(windows, _per_window(numbers, windows), now_ms)
 
     async def healthy(self) -> bool:
         try:

@@ -98,10 +98,19 @@ class Decision:
     minute_reset_ms: int
 
 
+def use_now(windows: tuple[Window, ...], stored: list[Counts], now_ms: int) -> Decision:
+    """The windows' use at `now_ms`, counting nothing."""
+    return describe(windows, _rolled_all(windows, stored, now_ms), now_ms, admitted=True, refused_by=None)
+
+
+def _rolled_all(windows: tuple[Window, ...], stored: list[Counts], now_ms: int) -> list[Counts]:
+    return [rolled(counts, now_ms // window.span_ms) for window, counts in zip(windows, stored, strict=True)]
+
+
 def decide(windows: tuple[Window, ...], stored: list[Counts], now_ms: int) -> tuple[Decision, list[Counts]]:
     """Check every window, count the request in all of them if all admit it. Returns the decision and the counts to
     store (unchanged when refused)."""
-    current = [rolled(counts, now_ms // window.span_ms) for window, counts in zip(windows, stored, strict=True)]
+    current = _rolled_all(windows, stored, now_ms)
     refused = next((w for w, c in zip(windows, current, strict=True) if not admits(w, c, now_ms)), None)
     if refused is None:
         current = [Counts(c.index, c.current + 1, c.previous) for c in current]
