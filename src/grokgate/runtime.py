@@ -35,6 +35,7 @@ from grokgate.jobs.waiters import Waiters
 from grokgate.metrics import Metrics
 from grokgate.orgs.authcache import AuthCache
 from grokgate.ratelimits.limiter import RateLimiter
+from grokgate.storage.decoders import MediaDecoders
 from grokgate.storage.ingest import Ingestor, Limits
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.retention import ObjectClaims, sweep_expired
@@ -105,6 +106,7 @@ async def runtime(settings: Settings, metrics: Metrics, *, background: bool) -> 
         settings.data_dir / "tmp",
         timeout=settings.upstream_timeout,
         claims=ObjectClaims(db),
+        decoders=MediaDecoders(settings.media_decoders),
     )
     finishing = Finishing(
         links=MediaLinks(

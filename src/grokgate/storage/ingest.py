@@ -22,6 +22,7 @@ import aiohttp
 from obstore.exceptions import BaseError as ObstoreError
 
 from grokgate.storage import probe
+from grokgate.storage.decoders import MediaDecoders
 from grokgate.storage.probe import NotMedia
 from grokgate.storage.retention import ObjectClaims
 from grokgate.storage.store import MediaStore
@@ -102,10 +103,13 @@ class Ingestor:
         *,
         timeout: float = 120.0,
         claims: ObjectClaims | None = None,
+        decoders: MediaDecoders | None = None,
     ) -> None:
         """`claims` is what keeps the retention sweeper off the objects this ingest relies on; only a store that no
-        sweeper ever runs on may do without."""
+        sweeper ever runs on may do without. `decoders`: where downloaded videos are decoded (by default a thread
+        of this process)."""
         self.store = store
+        self.decoders = decoders or MediaDecoders(0)
         self.claims = claims
         self.limits = limits
         self.scratch = scratch
@@ -114,6 +118,7 @@ class Ingestor:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.decoders.aclose()
 
     async def _download(self, url: str, target: Path, most: int) -> tuple[str, int]:
         """Fetch `url` into `target`; returns (sha256, size). Decoding, hashing and writing run in a worker thread,
@@ -182,7 +187,7 @@ class Ingestor:
             path = Path(scratch.name)
             sha, size = await self._download(url, path, most)
             try:
-                measured = await asyncio.to_thread(probe.probe, path, kind, poster=kind == "video")
+                measured = await self.decoders.probe(path, kind, poster=kind == "video")
             except NotMedia as exc:
                 raise MediaRejected(str(exc)) from exc
             key = f"{sha[:2]}/{sha}.{measured.extension}"
