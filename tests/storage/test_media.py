@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import obstore
 import pytest
 from PIL import Image
 
@@ -238,3 +239,20 @@ async def test_store_writes_are_all_or_nothing(tmp_path: Any) -> None:
     assert b"".join(chunks) == b"x" * 10
     await store.delete("ab/object.bin")
     assert not await store.exists("ab/object.bin")
+
+
+async def test_a_local_store_answers_exists_as_obstore_does(tmp_path: Any) -> None:
+    """The local store asks its directory directly; obstore's own answer is the reference."""
+    store = MediaStore(open_store(None, tmp_path))
+    await store.put_bytes("ab/object.bin", b"x")
+
+    async def obstore_says(key: str) -> bool:
+        try:
+            await obstore.head_async(store.store, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    for key in ("ab/object.bin", "ab/missing.bin", "ab", "cd/object.bin"):
+        assert await store.exists(key) == await obstore_says(key), key
+    assert await store.exists("ab/object.bin")

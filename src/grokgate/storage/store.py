@@ -46,6 +46,9 @@ class MediaStore:
     def __init__(self, store: LocalStore | S3Store) -> None:
         self.store = store
         self.is_s3 = isinstance(store, S3Store)
+        self._root: Path | None = None if isinstance(store, S3Store) else store.prefix
+        """A local store's directory: asking it directly whether a file is there (one stat, microseconds) costs a
+        twentieth of a trip through obstore's runtime thread, and every stored result asks."""
 
     async def put_file(self, key: str, path: Path) -> None:
         await obstore.put_async(self.store, key, path)
@@ -54,6 +57,8 @@ class MediaStore:
         await obstore.put_async(self.store, key, data)
 
     async def exists(self, key: str) -> bool:
+        if self._root is not None:
+            return (self._root / key).is_file()
         try:
             await obstore.head_async(self.store, key)
         except FileNotFoundError:
