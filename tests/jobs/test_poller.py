@@ -14,10 +14,11 @@ from sqlalchemy import update
 
 from grokgate.db.base import new_id, utcnow
 from grokgate.db.engine import Database
+from grokgate.jobs.due import claim_due
 from grokgate.jobs.models import Job
 from grokgate.jobs.poller import Poller, PollerSettings
 from grokgate.jobs.render_times import RenderTimes
-from grokgate.jobs.repository import Finishing, claim_due
+from grokgate.jobs.repository import Finishing
 from grokgate.jobs.service import JobService
 from grokgate.jobs.spec import GenerationSpec
 from grokgate.orgs.service import Caller
@@ -74,9 +75,7 @@ async def test_concurrent_claims_are_disjoint(
         await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
 
     async def claim(owner: str) -> set[str]:
-        async with db.transaction() as session:
-            jobs = await claim_due(session, owner=owner, lease_seconds=60, limit=20, is_postgres=not db.is_sqlite)
-            return {job.id for job in jobs}
+        return {job.id for job in await claim_due(db, owner=owner, lease_seconds=60, limit=20)}
 
     first, second = await asyncio.gather(claim("a"), claim("b"))
     assert not first & second
@@ -156,7 +155,7 @@ async def test_a_poll_whose_poller_died_is_taken_over(
     # A poller leases the job and dies before writing anything back.
     async with db.transaction() as session:
         await session.execute(update(Job).values(next_poll_at=utcnow() - timedelta(seconds=1)))
-        claimed = await claim_due(session, owner="dead", lease_seconds=0.2, limit=10, is_postgres=not db.is_sqlite)
+    claimed = await claim_due(db, owner="dead", lease_seconds=0.2, limit=10)
     assert [job.id for job in claimed] == [result.id]
     survivor = Poller(db, upstream, PollerSettings(interval=0.05), owner="survivor", **parts)
     assert await survivor.round() == 0

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.base import utcnow
@@ -31,6 +31,35 @@ T = TypeVar("T")
 def lease_is_free(model: Any) -> ColumnElement[bool]:
     now = utcnow()
     return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
+
+
+def claim_statement(
+    table: Table,
+    *,
+    due: list[ColumnElement[bool]],
+    order_by: Any,
+    returning: list[Any],
+    is_postgres: bool,
+    keep: dict[str, Any] | None = None,
+) -> Update:
+    """`claim` as one prebuilt statement, for a caller that runs it many times a second (the video poller): an
+    UPDATE of the rows its inner SELECT picks, so one round trip leases them and returns what `returning` names.
+    Its parameters are `now` (which `due` may use too), `owner`, `until` (the lease's end) and `limit`.
+
+    The outer WHERE repeats the conditions: on PostgreSQL a row the inner SELECT locked is checked again in its
+    latest version before it is written, so a row claimed meanwhile by another process is left out."""
+    now = bindparam("now", type_=table.c.lease_expires_at.type)
+    free = or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now)
+    candidates = select(table.c.id).where(free, *due).order_by(order_by).limit(bindparam("limit", type_=Integer()))
+    if is_postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    values = {"lease_owner": bindparam("owner"), "lease_expires_at": bindparam("until", type_=now.type)}
+    return (
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()), free, *due)
+        .values(**values, **(keep or {}))
+        .returning(*returning)
+    )
 
 
 async def claim(

@@ -26,6 +26,7 @@ from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
 from grokgate.jobs import repository, states
+from grokgate.jobs.due import DueJob, claim_due
 from grokgate.jobs.failures import failure_of
 from grokgate.jobs.models import Job
 from grokgate.jobs.render_times import RenderTimes, kind_of, rendered_at_least
@@ -97,7 +98,7 @@ class Poller:
 
         while not stop.is_set():
             room = min(self.settings.concurrency - len(running), self.settings.batch)
-            jobs: Sequence[Job] = []
+            jobs: Sequence[DueJob] = []
             if room > 0:
                 try:
                     jobs = await self._claim(room)
@@ -128,21 +129,14 @@ class Poller:
         await asyncio.gather(*(self._guarded(job) for job in jobs))
         return len(jobs)
 
-    async def _claim(self, limit: int) -> Sequence[Job]:
-        async with self.db.transaction() as session:
-            jobs = await repository.claim_due(
-                session,
-                owner=self.owner,
-                lease_seconds=self.settings.lease,
-                limit=limit,
-                is_postgres=not self.db.is_sqlite,
-            )
+    async def _claim(self, limit: int) -> Sequence[DueJob]:
+        jobs = await claim_due(self.db, owner=self.owner, lease_seconds=self.settings.lease, limit=limit)
         for job in jobs:
             self.leases.held.add(job.id)  # renewed from now on, until `_guarded` lets go
         self._observe_lag(jobs)
         return jobs
 
-    def _observe_lag(self, jobs: Sequence[Job]) -> None:
+    def _observe_lag(self, jobs: Sequence[DueJob]) -> None:
         """How long after its due time each poll starts: the first sign of a poller that cannot keep up."""
         if self.metrics is None:
             return
@@ -151,7 +145,7 @@ class Poller:
             if job.next_poll_at is not None and job.next_poll_at <= now:
                 self.metrics.poll_lag.observe((now - job.next_poll_at).total_seconds())
 
-    async def _guarded(self, job: Job) -> None:
+    async def _guarded(self, job: DueJob) -> None:
         with self.leases.holding(job.id):
             try:
                 with structlog.contextvars.bound_contextvars(job_id=job.id, request_id=job.request_id):
@@ -165,7 +159,7 @@ class Poller:
                 with contextlib.suppress(Exception):
                     await self._apply(job, failure_of(exc).ending, answered=True)
 
-    async def handle(self, job: Job) -> None:
+    async def handle(self, job: DueJob) -> None:
         if job.external_job_id is None or job.kind != "video":
             # Its request died (with its process) before xAI's outcome was recorded: nothing can be delivered.
             await self._apply(job, states.lost_request(job.kind), answered=True)
@@ -198,11 +192,11 @@ class Poller:
             return
         await self._apply(job, decision, answered=True)
 
-    def _back_off(self, job: Job) -> states.Fail | states.Wait:
+    def _back_off(self, job: DueJob) -> states.Fail | states.Wait:
         delay = states.retry_delay(self.settings.interval, job.poll_failures + 1)
         return states.after_silence(now=utcnow(), deadline=job.deadline_at, delay=delay, status=job.status)
 
-    async def _deliver(self, job: Job, found: states.Deliver) -> None:
+    async def _deliver(self, job: DueJob, found: states.Deliver) -> None:
         """Copy the finished video into storage, then complete. What can heal (a timeout, a 5xx) is retried to the
         deadline; a gone URL or a refusing store only `result_attempts` times, each after a fresh poll."""
         try:
@@ -230,7 +224,7 @@ class Poller:
             return
         await self._apply(job, states.Complete(tuple(media), found.duration, found.cost_in_usd_ticks), answered=True)
 
-    async def _apply(self, job: Job, decision: states.Ending | states.Wait, *, answered: bool) -> None:
+    async def _apply(self, job: DueJob, decision: states.Ending | states.Wait, *, answered: bool) -> None:
         if isinstance(decision, states.Wait):  # one conditioned UPDATE, sent again only on a cut connection
             # (`Database.single`): at worst one poll is counted twice
             wait = decision

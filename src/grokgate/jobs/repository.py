@@ -1,4 +1,4 @@
-"""The jobs table's queries: reading and listing jobs, the poller's claims, and `finish_in`, the one exit.
+"""The jobs table's queries: reading and listing jobs, the poller's writes, and `finish_in`, the one exit.
 
 Services and the poller call these; routes never run SQL. Every write that a lease holder makes is conditioned on
 `lease_owner` still being its own, and every ending on the job still being active, so work done twice by two
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -25,7 +25,6 @@ from grokgate.billing import caps, ledger
 from grokgate.db.base import new_id, table_of, utcnow
 from grokgate.db.direct import Tx
 from grokgate.db.engine import changed
-from grokgate.db.leases import claim
 from grokgate.jobs import one_trip, states
 from grokgate.jobs.models import Job
 from grokgate.jobs.views import job_json
@@ -375,32 +374,6 @@ async def finish_in(
             finishing.metrics.credits.labels("refund").inc(job.credits_refunded)
     log.info("job.finished", job_id=job_id, status=job.status, error_code=job.error_code, refunded=job.credits_refunded)
     return job
-
-
-async def claim_due(
-    session: AsyncSession, *, owner: str, lease_seconds: float, limit: int, is_postgres: bool
-) -> Sequence[Job]:
-    """Lease active jobs that need attention now (see `db/leases.py` for how leases work).
-
-    Due are videos with an xAI request id whose next poll time has come, and any job whose lease ran out with
-    nobody holding it any more: its process died mid-request or mid-poll.
-    """
-    now = utcnow()
-    due = or_(
-        and_(Job.external_job_id.is_not(None), Job.next_poll_at <= now),
-        and_(Job.lease_expires_at.is_not(None), Job.lease_expires_at < now),
-    )
-    return await claim(
-        session,
-        Job,
-        due=[Job.status.in_(states.ACTIVE), due],
-        order_by=Job.next_poll_at,
-        owner=owner,
-        lease_seconds=lease_seconds,
-        limit=limit,
-        is_postgres=is_postgres,
-        keep={"updated_at": Job.updated_at},  # a lease is bookkeeping, not news for the customer
-    )
 
 
 def _reschedule_statement(*, with_progress: bool, answered: bool) -> Any:
