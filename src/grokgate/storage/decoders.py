@@ -1,11 +1,12 @@
-"""Decoding downloaded videos in a separate process, so that FFmpeg's work neither holds the event loop's GIL nor
-can take the gateway down with it.
+"""Decoding downloaded results in a separate process, so that FFmpeg's and Pillow's work neither holds the event
+loop's GIL nor can take the gateway down with it.
 
 Measuring a video and making its poster frame (`storage.probe`) is about 2 ms of CPU per video, most of it with the
 GIL held (PyAV's decode, Pillow's JPEG encoder): with thousands of videos finishing at once, that work queued
 behind the event loop and set the notification lag. In a worker process it runs on another core. The process is
 also a wall around code that parses bytes from the Internet: a file that crashes FFmpeg, exhausts memory or never
 finishes decoding fails that one job (refunded as `MediaRejected`); the worker is restarted for the next one.
+Images fetched by URL are checked there too; an image xAI sends inline is small and checked in a thread.
 
 Workers are forked from a `forkserver` that preloads the decoding modules (never forked from the serving process
 itself, whose threads and event loop a fork would copy half-way), so a restart costs milliseconds.
@@ -39,7 +40,7 @@ def _limit_memory(limit: int) -> None:
 
 
 class MediaDecoders:
-    """Where `probe` runs: `processes` worker processes (started at the first video), or, with 0, a thread of this
+    """Where `probe` runs: `processes` worker processes (started at the first download), or, with 0, a thread of this
     process (for a deployment that cannot start processes; it keeps neither the wall nor the other core)."""
 
     def __init__(
