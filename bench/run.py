@@ -59,7 +59,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="run the gateway as `grokgate serve --workers N`")
     parser.add_argument(
-        "--same-image", action="store_true", help="the sandbox hands out one cached PNG, not distinct images"
+        "--same-image",
+        action="store_true",
+        help="the sandbox hands out one cached PNG and one MP4, not distinct images and videos",
     )
     args = parser.parse_args()
     only = [name for name in (args.only or "").split(",") if name]

@@ -59,7 +59,12 @@ class Servers:
         self.results: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:
-        return {**self.sizes.__dict__, "workers": self.workers, "distinct_images": not self.same_image}
+        return {
+            **self.sizes.__dict__,
+            "workers": self.workers,
+            "distinct_images": not self.same_image,
+            "distinct_videos": not self.same_image,
+        }
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GROKGATE_", "XAI_"))}

@@ -173,3 +173,19 @@ async def test_edits_and_extensions_follow_the_prompt_markers() -> None:
             request_id = started.json()["request_id"]
             answer: httpx.Response = await client.get(f"/v1/videos/{request_id}")
             assert answer.json()["status"] == "failed"
+
+
+@pytest.mark.parametrize("same", [False, True])
+async def test_benchmark_mode_hands_out_distinct_valid_videos(same: bool) -> None:
+    """The benchmark's videos are one pre-rendered MP4 marked apart per request (each a new stored object for the
+    gateway, which its probe still reads as the same video), unless `same_image` asks for the one cached MP4."""
+    from grokgate.storage.probe import probe
+    from grokgate.upstream.sandbox.app import BenchMode
+
+    async with sandbox_client(bench=BenchMode(video_delay=(0.0, 0.0), same_image=same)) as client:
+        done = [await make_video(client, "/v1/videos/generations", {"prompt": "bench"}) for _ in range(2)]
+        contents = [(await client.get(video["video"]["url"])).content for video in done]
+    assert len(set(contents)) == (1 if same else 2)
+    measured = [probe(content, "video", poster=True) for content in contents]
+    assert measured[0] == measured[1]
+    assert measured[0].poster

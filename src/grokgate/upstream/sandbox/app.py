@@ -61,7 +61,8 @@ class BenchMode:
     image_delay: float = 0.0
     video_delay: tuple[float, float] = (1.0, 1.0)
     same_image: bool = False
-    """Hand every request the one pre-rendered PNG (one stored object in all) instead of distinct bytes each."""
+    """Hand every request the one pre-rendered PNG and the one MP4 (one stored object each in all) instead of
+    distinct bytes each."""
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -236,6 +237,10 @@ def create_sandbox_app(
         expires = int(time.time() + state.limits.file_ttl)
         state.linked(name, expires)
         return f"{request.url_for('sandbox_media', name=name)}?{signing.sign(file_secret, name, expires)}"
+
+    def _bench_copy(name: str) -> bool:
+        """A benchmark video's own name: the pre-rendered MP4, marked apart by the name when downloaded."""
+        return bench is not None and name.startswith("bench-") and name.endswith(".mp4")
 
     def bench_images(request: Request, body: ImageBody, n: int) -> list[dict[str, Any]]:
         """Benchmark answers: the pre-rendered PNG, marked apart per image unless `same_image`, inline or linked
@@ -467,8 +472,9 @@ def create_sandbox_app(
             video = {"url": "", "duration": duration, "respect_moderation": False}
             return JSONResponse({"status": "done", "model": task.model, "video": video, "usage": usage})
         if task.media_name is None and bench is not None:
-            task.media_name = "bench.mp4"
-        if task.media_name is None or state.file(task.media_name) is None:
+            # a distinct copy is made when it is downloaded (`media`), not kept for every video in flight
+            task.media_name = "bench.mp4" if bench.same_image else f"bench-{request.path_params['request_id']}.mp4"
+        if task.media_name is None or (state.file(task.media_name) is None and not _bench_copy(task.media_name)):
             mp4 = await asyncio.to_thread(render.render_mp4, task.prompt, duration, task.aspect_ratio, task.resolution)
             task.media_name = f"{request.path_params['request_id']}.mp4"
             state.keep(task.media_name, mp4, "video/mp4", scenario)
@@ -506,6 +512,10 @@ def create_sandbox_app(
         query = request.query_params
         if not signing.verify(file_secret, name, query.get("exp"), query.get("sig")):
             return _error(403, "permission_denied", "This file link is unsigned, altered or expired")
+        if _bench_copy(name):
+            base = state.file("bench.mp4")
+            assert base is not None
+            return Response(render.marked_mp4(base.data, name.encode()), media_type="video/mp4")
         found = state.file(name)
         if found is None or found.scenario.deadurl:
             return _error(404, "not_found", "No such file")

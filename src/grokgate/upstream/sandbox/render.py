@@ -143,3 +143,9 @@ def marked_png(png: bytes, mark: bytes) -> bytes:
     chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
     end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
     return png[:end] + chunk + png[end:]
+
+
+def marked_mp4(mp4: bytes, mark: bytes) -> bytes:
+    """The same video with `mark` in a trailing top-level `free` box, which players and demuxers skip: other bytes
+    (so another stored object), for the benchmark's distinct videos."""
+    return mp4 + struct.pack(">I", 8 + len(mark)) + b"free" + mark
