@@ -7,6 +7,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -256,3 +257,31 @@ async def test_a_local_store_answers_exists_as_obstore_does(tmp_path: Any) -> No
     for key in ("ab/object.bin", "ab/missing.bin", "ab", "cd/object.bin"):
         assert await store.exists(key) == await obstore_says(key), key
     assert await store.exists("ab/object.bin")
+
+
+async def test_a_local_store_takes_a_downloaded_file_without_copying_it(tmp_path: Any) -> None:
+    store = MediaStore(open_store(None, tmp_path))
+    source = tmp_path / "download-1"
+    source.write_bytes(b"video bytes")
+    source.chmod(0o600)
+    await store.put_file("ab/video.mp4", source)
+    stored = tmp_path / "media" / "ab" / "video.mp4"
+    assert stored.stat().st_ino == source.stat().st_ino  # one file, two names
+    assert stored.stat().st_mode & 0o777 == 0o644
+    await store.put_file("ab/video.mp4", source)  # already there: the same bytes, by its key
+    source.unlink()
+    assert b"".join([chunk async for chunk in await store.open("ab/video.mp4", 0, 11)]) == b"video bytes"
+
+
+async def test_a_file_on_another_filesystem_is_copied_into_a_local_store(tmp_path: Any) -> None:
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to download to")
+    store = MediaStore(open_store(None, tmp_path))
+    source = elsewhere / f"grokgate-test-{time.time_ns()}"
+    source.write_bytes(b"copied")
+    try:
+        await store.put_file("cd/other.mp4", source)
+    finally:
+        source.unlink()
+    assert (tmp_path / "media" / "cd" / "other.mp4").read_bytes() == b"copied"

@@ -42,6 +42,20 @@ def open_store(storage_url: str | None, data_dir: Path) -> LocalStore | S3Store:
     )
 
 
+def _linked(source: Path, target: Path) -> bool:
+    """`target` made another name of the complete file `source`, which appears whole or not at all as obstore's
+    own writes do; False where the filesystem cannot (another device, no hard links), so the caller copies."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.chmod(0o644)  # as a copy would be; the download's temporary file is private
+        os.link(source, target)
+    except FileExistsError:
+        return True  # a key is its content's hash: these bytes are there already
+    except OSError:
+        return False
+    return True
+
+
 class MediaStore:
     def __init__(self, store: LocalStore | S3Store) -> None:
         self.store = store
@@ -51,6 +65,10 @@ class MediaStore:
         twentieth of a trip through obstore's runtime thread, and every stored result asks."""
 
     async def put_file(self, key: str, path: Path) -> None:
+        """Store the finished file at `path` under `key`. In a local store on the same filesystem the object is a
+        second name of the file (a hard link: no copy of a video that may be a gigabyte); elsewhere it is copied."""
+        if self._root is not None and _linked(path, self._root / key):
+            return
         await obstore.put_async(self.store, key, path)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
