@@ -84,6 +84,35 @@ async def test_concurrent_claims_are_disjoint(
     assert await claim("c") == set()
 
 
+async def test_a_claim_takes_orphaned_jobs_first_and_never_more_than_asked(
+    db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
+) -> None:
+    """Due polls and jobs whose lease ran out are found by two statements (each on its own index): together they
+    never lease more than the room given, the orphans first; without `orphaned` only the due polls."""
+    tenant = await make_tenant(db_url, credits=150 * 6)
+    service = JobService(
+        db=db, upstream=upstream, settings=gateway_settings(db_url, sandbox.url), owner="submitter", **parts
+    )
+    caller = Caller(org_id=tenant.org_id, key_id=tenant.key_id)
+    ids = [(await service.start(caller, video_spec(f"v{i}"))).id for i in range(6)]
+    past = utcnow() - timedelta(seconds=1)
+    async with db.transaction() as session:
+        await session.execute(update(Job).values(next_poll_at=utcnow() + timedelta(hours=1)))
+        await session.execute(update(Job).where(Job.id.in_(ids[:2])).values(lease_owner="dead", lease_expires_at=past))
+        await session.execute(update(Job).where(Job.id.in_(ids[2:5])).values(next_poll_at=past))
+    due_only = await claim_due(db, owner="a", lease_seconds=60, limit=10, orphaned=False)
+    assert {job.id for job in due_only} == set(ids[2:5])
+    async with db.transaction() as session:  # let them go again
+        await session.execute(update(Job).where(Job.id.in_(ids[2:5])).values(lease_owner=None, lease_expires_at=None))
+    first = await claim_due(db, owner="b", lease_seconds=60, limit=3)
+    assert len(first) == 3
+    assert set(ids[:2]) < {job.id for job in first}
+    rest = await claim_due(db, owner="c", lease_seconds=60, limit=10)
+    assert {job.id for job in first} | {job.id for job in rest} == set(ids[:5])
+    assert not {job.id for job in first} & {job.id for job in rest}
+    assert ids[5] not in {job.id for job in first + rest}  # neither due nor orphaned
+
+
 async def test_two_pollers_finish_every_job_exactly_once(
     db_url: str, db: Database, upstream: XaiUpstream, sandbox: Sandbox, parts: dict[str, Any]
 ) -> None:

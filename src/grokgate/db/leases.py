@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Table, Update, any_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.base import utcnow
@@ -46,20 +46,23 @@ def claim_statement(
     UPDATE of the rows its inner SELECT picks, so one round trip leases them and returns what `returning` names.
     Its parameters are `now` (which `due` may use too), `owner`, `until` (the lease's end) and `limit`.
 
-    The outer WHERE repeats the conditions: on PostgreSQL a row the inner SELECT locked is checked again in its
-    latest version before it is written, so a row claimed meanwhile by another process is left out."""
+    The outer WHERE only names the rows: on PostgreSQL the inner SELECT's `FOR UPDATE` checks each row again in
+    its latest version as it locks it (a row claimed meanwhile by another process is skipped) and holds the lock
+    to the UPDATE; on SQLite the writing transaction is exclusive. Repeating the conditions there would only make
+    the planner scan the table for them."""
     now = bindparam("now", type_=table.c.lease_expires_at.type)
     free = or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now)
     candidates = select(table.c.id).where(free, *due).order_by(order_by).limit(bindparam("limit", type_=Integer()))
+    chosen: ColumnElement[bool]
     if is_postgres:
-        candidates = candidates.with_for_update(skip_locked=True)
+        # `= ANY(ARRAY(...))`: the locking SELECT runs once, first, and the UPDATE finds its rows by primary key
+        # (with `IN (SELECT ...)` the planner joins them to a scan of the whole table)
+        locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
+        chosen = table.c.id == any_(func.array(locked))
+    else:
+        chosen = table.c.id.in_(candidates.scalar_subquery())
     values = {"lease_owner": bindparam("owner"), "lease_expires_at": bindparam("until", type_=now.type)}
-    return (
-        update(table)
-        .where(table.c.id.in_(candidates.scalar_subquery()), free, *due)
-        .values(**values, **(keep or {}))
-        .returning(*returning)
-    )
+    return update(table).where(chosen).values(**values, **(keep or {})).returning(*returning)
 
 
 async def claim(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grokgate.db.base import Base, UTCDateTime, utcnow
@@ -17,6 +17,13 @@ class Job(Base):
         Index("ix_jobs_org_created", "org_id", "created_at"),
         Index("ix_jobs_due", "status", "next_poll_at"),
         Index("ix_jobs_org_status", "org_id", "status"),
+        # only the jobs being worked on (a few hundred at most): where the poller finds leases that ran out
+        Index(
+            "ix_jobs_leased",
+            "lease_expires_at",
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
+            sqlite_where=text("lease_expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

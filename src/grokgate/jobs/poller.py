@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +87,8 @@ class Poller:
         self.metrics = metrics
         self.render_times = render_times or RenderTimes()
         """Shared with what submits in this process (`runtime`), so first polls wait as later ones do."""
+        self._orphans_sought = -math.inf
+        """When `_claim` last looked for jobs whose lease ran out (monotonic seconds)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep up to `concurrency` jobs in work until `stop`; then let the running ones finish."""
@@ -125,12 +129,21 @@ class Poller:
 
     async def round(self) -> int:
         """Lease what is due (one batch) and handle it to the end; returns how many jobs were handled."""
+        self._orphans_sought = -math.inf  # a round always looks for them
         jobs = await self._claim(self.settings.batch)
         await asyncio.gather(*(self._guarded(job) for job in jobs))
         return len(jobs)
 
     async def _claim(self, limit: int) -> Sequence[DueJob]:
-        jobs = await claim_due(self.db, owner=self.owner, lease_seconds=self.settings.lease, limit=limit)
+        """Due jobs, and at most once a tick those whose lease ran out (a dead process's work is taken over
+        within a lease and a tick; looking for it on every claim would cost a query each time)."""
+        now = time.monotonic()
+        orphaned = now - self._orphans_sought >= self.settings.tick
+        if orphaned:
+            self._orphans_sought = now
+        jobs = await claim_due(
+            self.db, owner=self.owner, lease_seconds=self.settings.lease, limit=limit, orphaned=orphaned
+        )
         for job in jobs:
             self.leases.held.add(job.id)  # renewed from now on, until `_guarded` lets go
         self._observe_lag(jobs)
