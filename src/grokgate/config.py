@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     submitter_concurrency: int = Field(default=4, ge=1, le=256)
     """Queued videos a background process sends at once (each waits for a key's pace)."""
     media_decoders: int = Field(default=1, ge=0, le=64)
-    """Worker processes that decode downloaded videos (measure, poster frame); 0 decodes in a thread instead."""
+    """Worker processes that check and measure downloaded results (and make videos' posters); 0 decodes in a thread
+    instead."""
     upstream_timeout: float = 120.0
     """Seconds one upstream HTTP call may take (xAI renders an image in a few seconds, sometimes far more)."""
     upstream_retries: int = 3

@@ -28,9 +28,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def lease_is_free(model: Any) -> ColumnElement[bool]:
-    now = utcnow()
-    return or_(model.lease_expires_at.is_(None), model.lease_expires_at < now)
+def lease_is_free(model: Any, now: Any = None) -> ColumnElement[bool]:
+    """Never leased, or the lease ran out before `now` (this moment, or a bound parameter of a prebuilt statement).
+    `model` is a mapped class or a table's columns."""
+    return or_(model.lease_expires_at.is_(None), model.lease_expires_at < (utcnow() if now is None else now))
 
 
 def claim_statement(
@@ -51,7 +52,7 @@ def claim_statement(
     to the UPDATE; on SQLite the writing transaction is exclusive. Repeating the conditions there would only make
     the planner scan the table for them."""
     now = bindparam("now", type_=table.c.lease_expires_at.type)
-    free = or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now)
+    free = lease_is_free(table.c, now)
     candidates = select(table.c.id).where(free, *due).order_by(order_by).limit(bindparam("limit", type_=Integer()))
     chosen: ColumnElement[bool]
     if is_postgres:

@@ -106,7 +106,7 @@ class Ingestor:
         decoders: MediaDecoders | None = None,
     ) -> None:
         """`claims` is what keeps the retention sweeper off the objects this ingest relies on; only a store that no
-        sweeper ever runs on may do without. `decoders`: where downloaded videos are decoded (by default a thread
+        sweeper ever runs on may do without. `decoders`: where downloaded results are decoded (by default a thread
         of this process)."""
         self.store = store
         self.decoders = decoders or MediaDecoders(0)
