@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Dialect, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+Mapped_ = TypeVar("Mapped_", bound="Base")
 
 
 def utcnow() -> datetime:
@@ -68,3 +71,13 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def detached(cls: type[Mapped_], values: Mapping[Any, Any]) -> Mapped_:
+    """An instance of the mapped `cls` holding `values` (column keys), filled as the ORM's own loader fills what it
+    reads: into the instance's `__dict__`, without the constructor's attribute events and change history. For rows
+    read or written on the direct path, which no session holds or flushes: 2 us instead of 35 for a job, which the
+    image path built twice per request."""
+    instance: Mapped_ = cls.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(values)
+    return instance

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from grokgate.billing import caps, ledger
-from grokgate.db.base import new_id, table_of, utcnow
+from grokgate.db.base import detached, new_id, table_of, utcnow
 from grokgate.db.direct import Tx
 from grokgate.db.engine import changed
 from grokgate.jobs import one_trip, states
@@ -68,13 +68,13 @@ async def get(session: Tx, org_id: str, job_id: str, *, with_input: bool = True)
     """The organisation's job, or None: another organisation's job is as unknown as a job that does not exist.
     Without its input, the job's `input` is None (streams never show it, and it may be large)."""
     row = (await session.execute(_GETS[with_input], {"job_id": job_id, "org_id": org_id})).one_or_none()
-    return None if row is None else Job(**row._mapping)
+    return None if row is None else detached(Job, row._mapping)
 
 
 def with_input(job: Job, job_input: dict[str, Any]) -> Job:
     """A copy of `job` (read without its input) carrying `job_input`; `job` itself is left as it is (it may be
     shared by every client woken by its ending)."""
-    return Job(**{column.key: getattr(job, column.key) for column in _JOBS.c} | {"input": job_input})
+    return detached(Job, {column.key: getattr(job, column.key) for column in _JOBS.c} | {"input": job_input})
 
 
 async def status_of(session: AsyncSession, job_id: str) -> str | None:
@@ -191,7 +191,7 @@ async def record_submission(
             },
         )
     ).one_or_none()
-    job = None if row is None else Job(**row._mapping)
+    job = None if row is None else detached(Job, row._mapping)
     if job is not None:
         changed(session, JOBS, job_id)
     return job
@@ -348,7 +348,7 @@ async def finish_in(
     found = (await session.execute(ending, params)).one_or_none()
     if found is None:
         return None
-    job = Job(**found._mapping)
+    job = detached(Job, found._mapping)
     changed(session, JOBS, job_id, job)
     if media_rows and not folded:
         for media in media_rows:

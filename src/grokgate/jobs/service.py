@@ -26,7 +26,7 @@ import structlog
 from grokgate.billing import caps, ledger
 from grokgate.billing.pricing import upstream_list_cost
 from grokgate.config import Settings
-from grokgate.db.base import new_id, utcnow
+from grokgate.db.base import detached, new_id, utcnow
 from grokgate.db.engine import Database
 from grokgate.db.leases import LeaseKeeper
 from grokgate.errors import ApiError, job_not_found
@@ -213,7 +213,7 @@ class JobService:
             "created_at": now,
             "updated_at": now,
         }
-        job = Job(**row)  # what the caller goes on with; the row itself is written by the statements below
+        job = detached(Job, row)  # what the caller goes on with; the row itself is written by the statements below
         plan = self.settings.plans.get(caller.plan) or self.settings.plans["default"]
         if not self.db.is_sqlite and not caller.caps and not inline:
             await open_in_one_call(self.db, row, price=price, most=plan.concurrent)
