@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -203,6 +204,73 @@ async def test_several_workers_share_one_port_and_one_metrics_view(
     # SIGTERM stops the whole group: the manager exits cleanly and takes its workers with it.
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers)
+
+
+def _listening(pid: int, port: int) -> set[int]:
+    """The inodes of the sockets process `pid` listens with on `port` (from /proc: psutil does not show them)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    listening.add(int(fields[9]))
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(int(target[8:-1]))
+    return held & listening
+
+
+async def test_each_worker_listens_on_a_socket_of_its_own_and_a_dead_one_is_replaced_on_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`serve --workers 2`: one SO_REUSEPORT socket per worker, so the kernel spreads connections over them
+    instead of the first worker awake taking every waiting one; a worker killed with SIGKILL comes back on the
+    same socket and serves again."""
+    import subprocess
+
+    import psutil
+
+    from tests.support import free_port
+
+    port = free_port()
+    log_path = tmp_path / "workers.log"
+    proc = subprocess.Popen(
+        [GROKGATE, "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        workers = set(await _until_each_worker_answers(proc, port, 2, "GET", "/healthz", log_path))
+        sockets = {pid: _listening(pid, port) for pid in workers}
+        assert all(len(held) == 1 for held in sockets.values()), sockets
+        assert len(set.union(*sockets.values())) == 2, f"the workers share a listening socket: {sockets}"
+        # Connections opened at once land on both (a shared socket gave a burst to whichever worker woke first).
+        landed = await asyncio.gather(*(_on_new_connection(proc.pid, port, "GET", "/healthz") for _ in range(32)))
+        assert {pid for pid, _ in landed} == workers
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+
+        def replaced() -> dict[int, set[int]]:
+            """New processes that listen on the port (not multiprocessing's helpers)."""
+            children = {child.pid for child in psutil.Process(proc.pid).children()} - workers
+            return {pid: held for pid in children if (held := _listening(pid, port))}
+
+        found = await wait_for(
+            lambda: asyncio.to_thread(replaced), what="a worker in the killed one's place", timeout=60
+        )
+        ((new, held),) = found.items()
+        assert held == sockets[killed]
+        again = await _until_each_worker_answers(proc, port, 2, "GET", "/healthz", log_path)
+        assert set(again) == workers - {killed} | {new}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
 
 
 async def test_sigterm_finishes_in_flight_requests_then_exits(

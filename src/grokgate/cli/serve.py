@@ -91,6 +91,7 @@ def serve(
 
     from grokgate.api.app import create_app
     from grokgate.api.slowclients import GuardedHttpProtocol
+    from grokgate.cli.workers import run_workers
     from grokgate.db.migrate import upgrade
     from grokgate.logs import configure
 
@@ -134,7 +135,7 @@ def serve(
         with shared_metrics_dir():
             if settings.metrics_port:  # the parent serves the sum; the workers only sample their backlog
                 serve_metrics(settings, shared_registry())
-            uvicorn.run("grokgate.api.app:app_from_env", factory=True, workers=workers, **common)
+            run_workers("grokgate.api.app:app_from_env", workers, **common)
         return
     api = create_app(settings)
     if settings.metrics_port:
