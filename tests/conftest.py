@@ -4,6 +4,7 @@ each a real server on loopback. `GROKGATE_TEST_DB=postgresql` runs the whole sui
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -68,13 +69,11 @@ def _pg_admin_dsn() -> str:
     return PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 
 
-@pytest.fixture(scope="session")
-def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrated once per session: a SQLite file to copy, or a PostgreSQL database to truncate."""
+@contextlib.contextmanager
+def empty_database(folder: Path) -> Iterator[str]:
+    """A database of its own with no tables yet: a SQLite file in `folder`, or a new PostgreSQL database."""
     if BACKEND == "sqlite":
-        path = tmp_path_factory.mktemp("template") / "template.db"
-        asyncio.run(upgrade(f"sqlite:///{path}"))
-        yield str(path)
+        yield f"sqlite:///{folder / f'{secrets.token_hex(4)}.db'}"
         return
     name = f"grokgate_test_{secrets.token_hex(4)}"
 
@@ -86,10 +85,18 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _pg_admin_dsn().rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(upgrade(url))
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield _pg_admin_dsn().rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrated once per session: a SQLite file to copy, or a PostgreSQL database to truncate."""
+    with empty_database(tmp_path_factory.mktemp("template")) as url:
+        asyncio.run(upgrade(url))
+        yield url.removeprefix("sqlite:///")
 
 
 @pytest.fixture

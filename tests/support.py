@@ -216,6 +216,7 @@ async def assert_money_exact(db_url: str) -> None:
     """The invariants of the ledger, over everything a test did.
 
     - every organisation's cached balance equals the sum of its ledger rows, and is never negative;
+    - every organisation's kept number of jobs in flight (`active_jobs`) equals a count of them;
     - every job was charged exactly once, its price;
     - a failed or cancelled job was refunded exactly once, its whole charge; a completed one at most once, what
       it recorded as refunded (images withheld), less than its charge; an active one never.
@@ -229,6 +230,10 @@ async def assert_money_exact(db_url: str) -> None:
                 )
                 assert org.credits_remaining == total, f"{org.id}: balance {org.credits_remaining} != ledger {total}"
                 assert org.credits_remaining >= 0
+                in_flight = await session.scalar(
+                    select(func.count()).where(Job.org_id == org.id, Job.status.in_(("pending", "processing")))
+                )
+                assert org.active_jobs == in_flight, f"{org.id}: {org.active_jobs} jobs in flight kept, {in_flight}"
             rows = (await session.execute(select(LedgerEntry.job_id, LedgerEntry.kind, LedgerEntry.amount))).all()
             movements: dict[tuple[str, str], list[int]] = {}
             for job_id, kind, amount in rows:

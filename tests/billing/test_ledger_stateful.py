@@ -3,7 +3,7 @@
 Grants, charges (jobs opened), completions, failures, cancellations, crashes (leases that run out and are reaped)
 and duplicate endings arrive in any order. After every step: the balance equals the ledger sum and never goes
 negative, it equals what a plain model of the account expects, every job was charged once, and every job that ended
-without a result was refunded exactly once.
+without a result was refunded exactly once; the organisation's number of jobs in flight matches a count of them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from grokgate.billing import ledger
 from grokgate.billing.models import LedgerEntry
@@ -26,6 +26,7 @@ from grokgate.jobs import states
 from grokgate.jobs.models import Job
 from grokgate.jobs.repository import Finishing, finish_in
 from grokgate.orgs import service as orgs
+from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.stored import StoredMedia
 
@@ -173,6 +174,22 @@ class Ledger(RuleBasedStateMachine):
             for job_id, status in self.ended.items():
                 refunds = sum(1 for row in rows if row == (job_id, "refund"))
                 assert refunds == (0 if status == "completed" else 1)
+
+        self.run(check())
+
+    @invariant()
+    def jobs_in_flight_are_counted(self) -> None:
+        """The organisation's number of active jobs (kept by triggers) is what a count of its jobs says."""
+        if not hasattr(self, "org_id"):
+            return
+
+        async def check() -> None:
+            async with self.db.reader() as session:
+                kept = await session.scalar(select(Organization.active_jobs).where(Organization.id == self.org_id))
+                counted = await session.scalar(
+                    select(func.count()).where(Job.org_id == self.org_id, Job.status.in_(states.ACTIVE))
+                )
+            assert kept == counted
 
         self.run(check())
 

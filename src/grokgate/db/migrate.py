@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -22,12 +23,21 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _migrate(connection: Connection, step: Callable[[Config, str], None], revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    step(config, revision)
+
+
+async def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(_migrate, step, revision)
+    finally:
+        await db.dispose()
 
 
 def ensure_sqlite_dir(url: str) -> None:
@@ -39,9 +49,9 @@ def ensure_sqlite_dir(url: str) -> None:
 
 async def upgrade(url: str, revision: str = "head") -> None:
     ensure_sqlite_dir(url)
-    db = Database(url)
-    try:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
-    finally:
-        await db.dispose()
+    await _run(url, command.upgrade, revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    """Back to `revision` (the tests of a migration's way back use it)."""
+    await _run(url, command.downgrade, revision)

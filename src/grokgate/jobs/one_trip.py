@@ -1,12 +1,13 @@
 """The request path's writes in one round trip each on PostgreSQL, where every round trip costs the gateway about
 70 microseconds of CPU: opening a job, and a completed ending with its stored media.
 
-Opening: the charge, its ledger row, the count of active jobs and the job's row, by the function
-`grokgate_open_job` (migration 0012).
+Opening: the charge, its ledger row, the check of the organisation's jobs in flight against the plan and the job's
+row, by the function `grokgate_open_job` (migrations 0012 and 0015).
 
 The statements and their order are those of the transaction in `JobService._open`, which SQLite (and any opening
 with spend caps or stored input images) still runs: the conditional UPDATE that takes the organisation's row lock
-and refuses a balance that cannot cover the price or a suspended organisation, then the count, then the rows. A
+and refuses a balance that cannot cover the price or a suspended organisation, then the check of the number of
+jobs in flight it read (`organizations.active_jobs`, kept by triggers on `jobs`), then the rows. A
 refusal changes nothing: a refused charge is reported as NULL, a full plan raises inside the call, so the charge is
 undone with it.
 

@@ -29,6 +29,7 @@ from grokgate.jobs import one_trip, states
 from grokgate.jobs.models import Job
 from grokgate.jobs.views import job_json
 from grokgate.metrics import Metrics
+from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.models import Media
 from grokgate.storage.stored import StoredMedia
@@ -115,11 +116,12 @@ async def page(
     return await search(session, where, limit=limit, offset=offset)
 
 
-_ACTIVE_COUNT = select(func.count()).where(Job.org_id == bindparam("org_id"), Job.status.in_(states.ACTIVE))
+_ACTIVE_COUNT = select(Organization.active_jobs).where(Organization.id == bindparam("org_id")).scalar_subquery()
+"""The organisation's jobs in flight, as the triggers of migration 0015 keep them."""
 
 
 async def count_active(session: Tx, org_id: str) -> int:
-    found = await session.scalar(_ACTIVE_COUNT, {"org_id": org_id})
+    found = await session.scalar(select(_ACTIVE_COUNT), {"org_id": org_id})
     return int(found or 0)
 
 
@@ -133,10 +135,11 @@ NEW_JOB = (
 
 def _job_insert_within() -> Any:
     """The new job's INSERT, made only while the organisation has fewer than `most` jobs active, as one statement.
-    Its count is read when the statement starts: after the charge's lock on the organisation, as a separate count
-    would be, so requests of one organisation cannot race past the limit."""
-    active = _ACTIVE_COUNT.scalar_subquery()
-    values = select(*[bindparam(key, type_=_JOBS.c[key].type) for key in NEW_JOB]).where(active < bindparam("most"))
+    Its number of active jobs is read after the charge's lock on the organisation, so requests of one organisation
+    cannot race past the limit; the INSERT's trigger then counts the new job."""
+    values = select(*[bindparam(key, type_=_JOBS.c[key].type) for key in NEW_JOB]).where(
+        bindparam("most") > _ACTIVE_COUNT
+    )
     return insert(_JOBS).from_select(NEW_JOB, values).returning(_JOBS.c.id)
 
 

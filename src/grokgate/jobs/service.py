@@ -241,7 +241,7 @@ class JobService:
         price = row["credits_charged"]
         async with self.db.direct() as session:
             # The charge's UPDATE locks the organisation's row: concurrent requests of one organisation queue here,
-            # so the count of active jobs the job's INSERT is made on cannot be raced past the plan's limit.
+            # so the number of active jobs the job's INSERT is made on cannot be raced past the plan's limit.
             await ledger.charge(session, caller.org_id, job.id, price)
             if caller.caps:  # after the charge: its lock on the organisation orders this as a refund does
                 await caps.spend(session, caller.key_id, caller.caps, price, now)

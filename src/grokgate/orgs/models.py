@@ -22,6 +22,9 @@ class Organization(Base):
     plan: Mapped[str] = mapped_column(String(40), default="default", server_default="default")
     webhook_secret: Mapped[str | None] = mapped_column(String(80), default=None)
     """Standard Webhooks signing secret (`whsec_...`); symmetric, so it is kept to sign with."""
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Its jobs `pending` or `processing`, kept by triggers on `jobs` (migration 0015): what the plan's concurrent
+    limit is checked against, read under the charge's lock instead of counted on every opening."""
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """While set, the charge refuses every generation (403 `ORG_SUSPENDED`); reads still work."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
