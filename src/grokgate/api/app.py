@@ -188,8 +188,11 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The factory `grokgate serve --workers N` gives uvicorn: each worker process builds its app from the
     environment."""
+    from grokgate import gc_tuning
     from grokgate.logs import configure
 
     settings = Settings()
     configure(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    gc_tuning.tune()  # a server process of its own
+    return app

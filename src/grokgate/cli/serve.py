@@ -89,6 +89,7 @@ def serve(
 
     import uvicorn
 
+    from grokgate import gc_tuning
     from grokgate.api.app import create_app
     from grokgate.api.slowclients import GuardedHttpProtocol
     from grokgate.cli.workers import run_workers
@@ -138,6 +139,7 @@ def serve(
             run_workers("grokgate.api.app:app_from_env", workers, **common)
         return
     api = create_app(settings)
+    gc_tuning.tune()
     if settings.metrics_port:
         serve_metrics(settings, shared_registry() if api.state.metrics.shared_dir else api.state.metrics.registry)
     uvicorn.run(api, **common)
@@ -152,6 +154,7 @@ def worker(
 
     from prometheus_client import start_http_server
 
+    from grokgate import gc_tuning
     from grokgate.api.backlog import record_backlog
     from grokgate.background import run_rounds
     from grokgate.db.migrate import upgrade
@@ -165,6 +168,7 @@ def worker(
     metrics = Metrics()
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+    gc_tuning.tune()
 
     async def main() -> None:
         stop = asyncio.Event()
