@@ -249,6 +249,12 @@ async def test_each_worker_listens_on_a_socket_of_its_own_and_a_dead_one_is_repl
         sockets = {pid: _listening(pid, port) for pid in workers}
         assert all(len(held) == 1 for held in sockets.values()), sockets
         assert len(set.union(*sockets.values())) == 2, f"the workers share a listening socket: {sockets}"
+        # A second server on the same port is refused, not let in beside the first by SO_REUSEPORT.
+        second = subprocess.run(
+            [GROKGATE, "serve", "--workers", "2", "--port", str(port)], env=env, capture_output=True, timeout=60
+        )
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr.decode(), second.stderr.decode()[-2000:]
         # Connections opened at once land on both (a shared socket gave a burst to whichever worker woke first).
         landed = await asyncio.gather(*(_on_new_connection(proc.pid, port, "GET", "/healthz") for _ in range(32)))
         assert {pid for pid, _ in landed} == workers

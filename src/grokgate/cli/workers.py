@@ -20,12 +20,24 @@ from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from grokgate.cli.common import CliError
+
 logger = logging.getLogger("uvicorn.error")
 
 
 def reuseport_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
-    """`count` listening sockets on one address, each with `SO_REUSEPORT`."""
+    """`count` listening sockets on one address, each with `SO_REUSEPORT`.
+
+    `SO_REUSEPORT` would also let this server join another one already listening there with the same option (a
+    second `serve` started by mistake), the two then splitting the traffic without a word. A first bind without it
+    refuses an address that anything listens on, as a plain server's bind would."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections in TIME_WAIT do not count
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sockets: list[socket.socket] = []
     for _ in range(count):
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -64,6 +76,8 @@ class SocketPerWorker(Multiprocess):
             if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                 new.kill()
                 new.join()
+                if not self.should_exit.is_set():
+                    logger.error(f"New worker [{new.pid}] was not ready in time; keeping [{old.pid}], restart stopped.")
                 return
             old.terminate()
             old.join()
