@@ -5,7 +5,7 @@ A gateway holding a thousand slow calls keeps a large heap alive: every import (
 aiohttp), plus each request in flight. CPython's defaults collect the youngest generation every 700 allocations of
 container objects, and now and then the whole heap, which it walks object by object. Under 1,000 clients on a 2 s
 upstream that cost about a sixth of the gateway's CPU (measured with `scripts/bench`'s slow-upstream scenario:
-3.7 -> 3.0 ms per image). Two changes, both in CPython's documented API:
+3.7 -> 3.1 ms per image). Two changes, both in CPython's documented API:
 
 - `gc.freeze()` after start-up moves everything alive then (modules, classes, the app) out of every future
   collection: it lives as long as the process, and walking it found nothing to free;

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from grokgate.billing import ledger
 from grokgate.billing.models import LedgerEntry
@@ -26,9 +26,9 @@ from grokgate.jobs import states
 from grokgate.jobs.models import Job
 from grokgate.jobs.repository import Finishing, finish_in
 from grokgate.orgs import service as orgs
-from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.stored import StoredMedia
+from tests.support import jobs_in_flight
 
 FINISHING = Finishing(MediaLinks("k", "http://gateway.test", 60), timedelta(days=1))
 PRICES = {"image": 8, "video": 150}
@@ -185,10 +185,7 @@ class Ledger(RuleBasedStateMachine):
 
         async def check() -> None:
             async with self.db.reader() as session:
-                kept = await session.scalar(select(Organization.active_jobs).where(Organization.id == self.org_id))
-                counted = await session.scalar(
-                    select(func.count()).where(Job.org_id == self.org_id, Job.status.in_(states.ACTIVE))
-                )
+                kept, counted = await jobs_in_flight(session, self.org_id)
             assert kept == counted
 
         self.run(check())

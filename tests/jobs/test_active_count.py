@@ -9,25 +9,21 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, inspect, select, text, update
+from sqlalchemy import delete, inspect, text, update
 
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
 from grokgate.db.migrate import downgrade, upgrade
 from grokgate.jobs import repository, states
 from grokgate.jobs.models import Job
-from grokgate.orgs.models import Organization
 from tests.conftest import empty_database
 from tests.db.test_direct import _job_row
-from tests.support import make_tenant
+from tests.support import jobs_in_flight, make_tenant
 
 
 async def _numbers(db: Database, org_id: str) -> tuple[int, int]:
-    """(the number on the organisation's row, a count of its active jobs)."""
     async with db.reader() as session:
-        kept = await session.scalar(select(Organization.active_jobs).where(Organization.id == org_id))
-        counted = await session.scalar(select(func.count()).where(Job.org_id == org_id, Job.status.in_(states.ACTIVE)))
-    return int(kept or 0), int(counted or 0)
+        return await jobs_in_flight(session, org_id)
 
 
 async def _insert(db: Database, org_id: str, **values: Any) -> str:
@@ -79,7 +75,7 @@ async def test_a_rolled_back_opening_leaves_the_number_as_it_was(db: Database, d
 
 
 async def test_the_limit_reads_the_number(db: Database, db_url: str) -> None:
-    """The opening's INSERT is refused once the number reaches the plan's limit, whatever the rows say."""
+    """The opening's INSERT is refused once the number reaches the plan's limit; the refused one is not counted."""
     tenant = await make_tenant(db_url)
     await _insert(db, tenant.org_id)
     async with db.transaction() as session:
