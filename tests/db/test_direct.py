@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from grokgate.billing import ledger
@@ -211,3 +211,15 @@ async def test_the_wal_is_folded_back_every_so_many_commits(
     monkeypatch.setattr(Direct, "CHECKPOINT_EVERY", 10**9)
     await commits(300, 300)
     assert folded < 300_000 < wal.stat().st_size
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's memory map")
+async def test_every_sqlite_connection_reads_the_file_through_a_memory_map(db: Database) -> None:
+    """A page missing from a connection's own cache is read from the map, not with a system call
+    (`direct.SQLITE_PRAGMAS`): the direct connection and the pool's alike."""
+    async with db.direct():
+        direct = db._direct._sqlite_connection().execute("PRAGMA mmap_size").fetchone()
+    async with db.reader() as session:
+        pooled = (await session.execute(text("PRAGMA mmap_size"))).scalar_one()
+    assert direct == (256 * 1024**2,)
+    assert pooled == 256 * 1024**2

@@ -180,6 +180,14 @@ class PostgresTx(DirectTx):
             raise _translated(error, prepared.sql) from error
 
 
+SQLITE_PRAGMAS = ("synchronous=NORMAL", "foreign_keys=ON", f"mmap_size={256 * 1024**2}")
+"""Set on every SQLite connection, direct or pooled. The file is read through a memory map (up to 256 MiB), not
+with a `pread` per page missing from the connection's own small cache: at 10,000 videos in flight that was 34 reads
+a delivered video (`strace -c` on the serving process), 5 with the map. The mapped pages are the kernel's page
+cache, shared by every connection, so a larger per-connection cache (which would grow with each pooled connection)
+is not needed."""
+
+
 class Direct:
     """Opens direct transactions for a `Database` (see the module's docstring)."""
 
@@ -201,7 +209,7 @@ class Direct:
     def _sqlite_connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
             connection = sqlite3.connect(self.engine.url.database or "", isolation_level=None)
-            for pragma in ("synchronous=NORMAL", "busy_timeout=0", "foreign_keys=ON", "wal_autocheckpoint=0"):
+            for pragma in (*SQLITE_PRAGMAS, "busy_timeout=0", "wal_autocheckpoint=0"):
                 connection.execute(f"PRAGMA {pragma}")
             self._sqlite = connection
         return self._sqlite

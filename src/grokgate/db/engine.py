@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from grokgate.config import async_database_url
-from grokgate.db.direct import Direct, DirectTx, Hooks, Tx, connection_lost
+from grokgate.db.direct import SQLITE_PRAGMAS, Direct, DirectTx, Hooks, Tx, connection_lost
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         # Take transaction control away from the driver so that `_on_begin` decides how each one starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+        for pragma in ("journal_mode=WAL", *SQLITE_PRAGMAS, "busy_timeout=30000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
