@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from typing import Any
 
 import psutil
+
+
+def _fixed_work() -> int:
+    total = 0
+    for i in range(200_000):
+        total += len(str(i)) + (i * 7) % 13
+    table = {str(i): i for i in range(50_000)}
+    return total + sum(table.values())
+
+
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed piece of pure-Python work, the best of five: how fast this machine runs the
+    interpreter at the time of the run. Shared hosts have moved it by a factor of two from one day to the next, and
+    every figure with it, so figures are compared only between runs whose calibrations agree (or back to back)."""
+    _fixed_work()  # a first pass warms the caches (and on some hosts the clock) up
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        _fixed_work()
+        best = min(best, time.process_time() - start)
+    return round(best * 1000, 1)
 
 
 def machine() -> dict[str, Any]:
@@ -30,6 +52,7 @@ def machine() -> dict[str, Any]:
         "packages": versions,
         "load_generator": hey_version,
         "sqlite": __import__("sqlite3").sqlite_version,
+        "calibration_ms": calibration_ms(),
     }
 
 

@@ -38,6 +38,7 @@ def alone(bench: Bench, backends: list[str], scenarios: list[str], out: Path) ->
                 measured = getattr(bench, scenario)(backend)
             results["backends"][backend][scenario] = measured
     results["summary"] = {"size": sizes.name, "scaled_down": sizes.name != "full", "only": scenarios}
+    results["summary"]["calibration_ms"] = results["machine"]["calibration_ms"]
     results["summary"] |= image_summary(results) | video_summary(results) | held_summary(results)
     scenario = "+".join(scenarios)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,7 @@ def main() -> None:
     results["summary"] = {
         "size": sizes.name,
         "scaled_down": sizes.name != "full",
+        "calibration_ms": results["machine"]["calibration_ms"],
         "videos_small_is": sizes.videos_small,
         "videos_large_is": sizes.videos_large,
         "image_rps_vs_floor_c16_sqlite": round(first["image_path"]["c16"]["rps"] / results["floor"]["c16"]["rps"], 3),

@@ -43,6 +43,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
         "held_answer_delay_p50_ms_sqlite",
         "steady_polls_per_video_sqlite",
         "steady_polls_per_video_every_interval_sqlite",
+        "calibration_ms",
     ):
         assert isinstance(summary[key], int | float), key
     assert summary["scaled_down"] is True
