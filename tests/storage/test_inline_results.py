@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from grokgate.storage.ingest import Ingestor, Limits
+from grokgate.storage.ingest import Ingestor, Limits, b64decode
 from grokgate.storage.store import MediaStore, open_store
 from grokgate.storage.stored import MediaRejected
 
@@ -61,3 +61,28 @@ async def test_inline_bytes_that_are_no_image_are_refused_and_nothing_is_stored(
     finally:
         await ingestor.aclose()
     assert not any((tmp_path / "media").rglob("*.png"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.b64encode(bytes(range(256)) * 40).decode(),  # clean, as xAI sends it: the fast decoder
+        "\n".join(base64.b64encode(bytes(range(256))).decode()[i : i + 76] for i in range(0, 344, 76)),  # wrapped
+        "aGVsbG8=",
+        "aGVs bG8=",  # a character outside the alphabet, skipped as the standard library skips it
+    ],
+)
+def test_inline_base64_reads_as_the_standard_library_reads_it(text: str) -> None:
+    assert b64decode(text) == base64.b64decode(text)
+
+
+@pytest.mark.parametrize("text", ["aGVsbG8", "a", "aGVsbG8=é"])
+def test_inline_base64_the_standard_library_refuses_is_refused_alike(text: str) -> None:
+    refusals = []
+    for decode in (base64.b64decode, b64decode):
+        try:
+            decode(text)
+        except ValueError as exc:  # binascii.Error is one
+            refusals.append((type(exc), str(exc)))
+    [standard, ours] = refusals
+    assert ours == standard

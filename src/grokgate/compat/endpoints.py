@@ -12,9 +12,9 @@ handed out is the job's id. Errors keep the one body every route answers, which 
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any
 
+import pybase64
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -138,7 +138,7 @@ async def _read_all(services: Services, row: Media) -> str:
         raise ApiError(
             404, "MEDIA_MISSING", f"The stored bytes of media {row.id} cannot be found", {"mediaId": row.id}
         ) from None
-    return await asyncio.to_thread(lambda: base64.b64encode(data).decode())
+    return await asyncio.to_thread(lambda: pybase64.b64encode(data).decode())
 
 
 async def _image_answer(

@@ -15,11 +15,11 @@ job is put back in the queue. A queued video past its deadline, or one no key is
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from dataclasses import dataclass, fields
 from typing import Any
 
+import pybase64
 import structlog
 
 from grokgate.db.base import utcnow
@@ -162,7 +162,7 @@ class Submitter:
         if row is None:
             raise LookupError(f"the queued video's input image {media_id} is gone")
         chunks = [chunk async for chunk in await self.store.open(row.key, 0, row.size)]
-        encoded = await asyncio.to_thread(lambda: base64.b64encode(b"".join(chunks)).decode())
+        encoded = await asyncio.to_thread(lambda: pybase64.b64encode(b"".join(chunks)).decode())
         return f"data:{row.content_type};base64,{encoded}"
 
     async def _end(self, job: Job, decision: states.Fail) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
+import pybase64
 from obstore.exceptions import BaseError as ObstoreError
 
 from grokgate.storage import probe
@@ -45,10 +46,21 @@ def _absorb(chunks: list[bytes], digest: Any, handle: BinaryIO) -> None:
         handle.write(chunk)
 
 
+def b64decode(text: str) -> bytes:
+    """Base64 as `base64.b64decode` reads it (characters outside the alphabet skipped), through pybase64's SIMD
+    decoder: clean base64, what xAI sends, is decoded at memory speed; anything else by the standard library, so
+    what is accepted and refused does not change. An inline image is decoded on every request that gets one: for a
+    300 KB image binascii takes 888 us, pybase64 23 us (19 KB: 63 and 2 us)."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(text)
+
+
 def _decoded(url: str, most: int) -> bytes:
     """An inline result's bytes, refused when they are not base64 or more than `most`."""
     try:
-        data = base64.b64decode(url.partition(",")[2])
+        data = b64decode(url.partition(",")[2])
     except (binascii.Error, ValueError) as exc:
         raise MediaRejected(f"the inline result is not valid base64: {exc}") from exc
     if len(data) > most:
@@ -80,7 +92,7 @@ def inline_image(url: str) -> InlineImage | None:
     """Decode, hash and identify a `data:image/...;base64,` input (CPU work: run it in a thread). None when the
     bytes are not a PNG, JPEG or WebP image, whatever the URI claims."""
     try:
-        data = base64.b64decode(url.partition(",")[2])
+        data = b64decode(url.partition(",")[2])
     except (binascii.Error, ValueError):
         return None
     found = probe.sniff(data[:16])
