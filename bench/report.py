@@ -166,4 +166,6 @@ def image_summary(results: dict[str, Any]) -> dict[str, Any]:
         if "slow_upstream" in scenarios:
             summary[f"slow_upstream_bound_fraction_{backend}"] = scenarios["slow_upstream"]["bound_fraction"]
             summary[f"slow_upstream_errors_{backend}"] = scenarios["slow_upstream"]["errors"]
+        if "instructions" in scenarios:
+            summary[f"instructions_per_image_{backend}"] = scenarios["instructions"]["instructions_per_image"]
     return summary

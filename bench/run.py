@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import instructions
 from bench.procs import ROOT
 from bench.report import held_summary, image_summary, machine, table, video_summary
 from bench.scenarios import Bench
@@ -68,7 +69,9 @@ def main() -> None:
     only = [name for name in (args.only or "").split(",") if name]
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"--only: no scenario {', '.join(sorted(unknown))} (there are {', '.join(SCENARIOS)})")
-    if shutil.which("hey") is None and not set(only) <= {"held_clients", "ledger"}:  # these two need no hey
+    if "instructions" in only and (missing := instructions.available()):
+        sys.exit(f"bench: instructions: {missing}")
+    if shutil.which("hey") is None and not set(only) <= {"held_clients", "ledger", "instructions"}:  # no hey there
         sys.exit("bench: the load generator `hey` is missing (apt-get install hey)")
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     backends = [b for b in args.backends.split(",") if b]

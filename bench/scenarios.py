@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
+from bench import instructions
 from bench.procs import BIN, ROOT, Process, free_port, hey, metric, start
-from bench.servers import BIG_PLAN, HELD, IMAGE_BODY, VIDEO_BODY, Servers
+from bench.servers import BIG_PLAN, HELD, IMAGE_BODY, INSTRUCTION_REQUESTS, VIDEO_BODY, Servers
 
 POLLS = 'grokgate_upstream_calls_total{endpoint="poll"'
 """The gateway's metric of its polls of xAI."""
@@ -90,6 +91,11 @@ class Bench(Servers):
                 cpu = gateway.cpu_seconds() - before
                 out[f"c{c}"] = {**load.__dict__, "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 2)}
         return out
+
+    def instructions(self, backend: str) -> dict[str, Any]:
+        """Instructions per image request under callgrind (`bench/instructions.py`): the figure that does not move
+        with the host's load, for comparing two commits."""
+        return instructions.count(self, backend, INSTRUCTION_REQUESTS[self.sizes.name])
 
     def slow_upstream(self, backend: str) -> dict[str, Any]:
         delay = 2.0

@@ -50,3 +50,26 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     assert summary["ledger_balance_equals_sum"] is True
     assert results["machine"]["load_generator"].startswith("hey")
     assert "image path" in result.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(420)
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(BACKEND != "postgresql", reason="runs once per suite, in the PostgreSQL pass (the shorter one)")
+def test_bench_counts_the_instructions_of_an_image_request(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench.run", "--tiny", "--only", "instructions", "--backends", "postgresql"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [path] = tmp_path.glob("*.json")
+    measured = json.loads(path.read_text())["backends"]["postgresql"]["instructions"]
+    assert measured["requests"] == 3
+    # A whole image request (HTTP in and out, the charge, the call to xAI, storing, the ending) is millions of
+    # instructions: a count of the idle loop, or of the warm-up's imports, would be far off either side.
+    assert 1_000_000 < measured["instructions_per_image"] < 50_000_000
+    assert measured["valgrind"].startswith("valgrind-")
