@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,21 +17,21 @@ from tests.support import BACKEND
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _bench_tiny(out: Path, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`python -m bench.run --tiny *args` writing into `out`: the finished process and the results file it wrote."""
+    command = [sys.executable, "-m", "bench.run", "--tiny", *args, "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [path] = out.glob("*.json")
+    return result, json.loads(path.read_text())
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(shutil.which("hey") is None, reason="the load generator hey is not installed")
 @pytest.mark.skipif(BACKEND != "sqlite", reason="runs once per suite, in the SQLite pass")
 def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--tiny", "--backends", "sqlite", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [path] = tmp_path.glob("*.json")
-    results = json.loads(path.read_text())
+    result, results = _bench_tiny(tmp_path, "--backends", "sqlite", timeout=280)
     assert list(results)[-1] == "summary"
     summary = results["summary"]
     for key in (
@@ -57,17 +58,8 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.skipif(BACKEND != "postgresql", reason="runs once per suite, in the PostgreSQL pass (the shorter one)")
 def test_bench_counts_the_instructions_of_an_image_request(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "bench.run", "--tiny", "--only", "instructions", "--backends", "postgresql"]
-    result = subprocess.run(
-        [*command, "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [path] = tmp_path.glob("*.json")
-    measured = json.loads(path.read_text())["backends"]["postgresql"]["instructions"]
+    _, results = _bench_tiny(tmp_path, "--only", "instructions", "--backends", "postgresql", timeout=400)
+    measured = results["backends"]["postgresql"]["instructions"]
     assert measured["requests"] == 3
     # A whole image request (HTTP in and out, the charge, the call to xAI, storing, the ending) is millions of
     # instructions: a count of the idle loop, or of the warm-up's imports, would be far off either side.
