@@ -13,17 +13,15 @@ images are asked one after another, and the counters dumped (`callgrind_control`
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.procs import BIN, free_port
-from bench.servers import IMAGE_BODY, Servers, _tenant
+from bench.servers import IMAGE_BODY, Servers
 
 WARM_UP = 20
 """Requests before counting: the first ones import, compile and fill caches."""
@@ -35,19 +33,6 @@ def available() -> str | None:
     return f"{', '.join(missing)} not installed (apt-get install valgrind)" if missing else None
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway under valgrind exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=10).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise RuntimeError(f"the gateway under valgrind did not start in {seconds:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 def _summary(dump: Path) -> int:
     for line in dump.read_text().splitlines():
         if line.startswith("summary:"):
@@ -57,52 +42,36 @@ def _summary(dump: Path) -> int:
 
 def count(servers: Servers, backend: str, requests: int) -> dict[str, Any]:
     """Instructions the gateway process (all its threads) executes per image request, on `backend`."""
+    out = servers.workdir / f"callgrind-{secrets.token_hex(3)}.out"
+    callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     sandbox = servers.sandbox()
     try:
         with servers.database(backend) as db_url:
-            key = asyncio.run(_tenant(db_url))
-            port = free_port()
-            work = servers.workdir / f"callgrind-{port}"
-            work.mkdir()
-            env = servers.env(
-                GROKGATE_DATABASE_URL=db_url,
-                GROKGATE_PORT=str(port),
-                XAI_API_KEY="bench-key",
-                XAI_BASE_URL=f"{sandbox.url}/v1",
-                GROKGATE_DATA_DIR=str(work / "data"),
-            )
-            out = work / "callgrind.out"
-            log = work / "gateway.log"
-            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-            command += [str(BIN / "python"), str(BIN / "grokgate"), "serve", "--no-background"]
-            with log.open("wb") as sink:
-                proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=work)
+            gateway, key = servers.gateway(db_url, sandbox, under=callgrind, serve_args=["--no-background"], wait=300)
             try:
-                url = f"http://127.0.0.1:{port}"
-                _wait_healthy(url, proc, log)
                 headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
                 with httpx.Client(timeout=300) as client:
 
                     def images(n: int) -> None:
                         for _ in range(n):
                             response = client.post(
-                                url + "/api/v1/models/grok-imagine", content=IMAGE_BODY, headers=headers
+                                gateway.url + "/api/v1/models/grok-imagine", content=IMAGE_BODY, headers=headers
                             )
                             if response.status_code != 200:
                                 raise RuntimeError(f"an image answered {response.status_code}: {response.text[:500]}")
 
+                    pid = str(gateway.proc.pid)
                     images(WARM_UP)
-                    subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+                    subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
                     images(requests)
-                    subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
+                    subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True)
             finally:
-                proc.terminate()
-                proc.wait(timeout=120)
-            [dump] = work.glob("callgrind.out.*")  # the zeroed-then-dumped part; the one at exit has no suffix
-            return {
-                "requests": requests,
-                "instructions_per_image": round(_summary(dump) / requests),
-                "valgrind": subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip(),
-            }
+                gateway.stop()
     finally:
         sandbox.stop()
+    [dump] = out.parent.glob(out.name + ".*")  # the zeroed-then-dumped part; the one at exit has no suffix
+    return {
+        "requests": requests,
+        "instructions_per_image": round(_summary(dump) / requests),
+        "valgrind": subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip(),
+    }

@@ -67,12 +67,21 @@ class Process:
 
 
 def start(
-    name: str, args: list[str], env: dict[str, str], port: int, workdir: Path, ready: str = "/healthz"
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    workdir: Path,
+    ready: str = "/healthz",
+    *,
+    wait: float = 20.0,
 ) -> Process:
+    """Start `args` and wait up to `wait` seconds for `ready` to answer (a server under valgrind needs minutes)."""
     log = workdir / f"{name}.log"
     proc = subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited early:\n{log.read_text()[-3000:]}")
         try:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,18 @@ class Servers:
         finally:
             asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
-    def gateway(self, db_url: str, sandbox: Process, **settings: str) -> tuple[Process, str]:
+    def gateway(
+        self,
+        db_url: str,
+        sandbox: Process,
+        *,
+        under: Sequence[str] = (),
+        serve_args: Sequence[str] = (),
+        wait: float = 20.0,
+        **settings: str,
+    ) -> tuple[Process, str]:
+        """A gateway on `db_url` and `sandbox`, with a tenant; returns it and the tenant's key. `under`: a command
+        that runs it (valgrind), given `wait` seconds to answer; `serve_args`: more arguments of `serve`."""
         env = self.env(
             GROKGATE_DATABASE_URL=db_url,
             XAI_API_KEY="bench-key",
@@ -138,12 +150,12 @@ class Servers:
             GROKGATE_DATA_DIR=str(self.workdir / f"data-{secrets.token_hex(3)}"),
             **{f"GROKGATE_{k.upper()}": v for k, v in settings.items()},
         )
-        cli = [str(BIN / "grokgate")]
+        cli = [*under, str(BIN / "grokgate")]
         key = asyncio.run(_tenant(db_url))
         port = free_port()
         env["GROKGATE_PORT"] = str(port)
-        serve = [*cli, "serve", *(["--workers", str(self.workers)] if self.workers > 1 else [])]
-        return start("gateway", serve, env, port, self.workdir), key
+        serve = [*cli, "serve", *(["--workers", str(self.workers)] if self.workers > 1 else []), *serve_args]
+        return start("gateway", serve, env, port, self.workdir, wait=wait), key
 
     @contextmanager
     def served(

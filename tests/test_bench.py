@@ -56,7 +56,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.timeout(420)
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-@pytest.mark.skipif(BACKEND != "postgresql", reason="runs once per suite, in the PostgreSQL pass (the shorter one)")
+@pytest.mark.skipif(BACKEND != "postgresql", reason="runs once per suite, in the PostgreSQL pass")
 def test_bench_counts_the_instructions_of_an_image_request(tmp_path: Path) -> None:
     _, results = _bench_tiny(tmp_path, "--only", "instructions", "--backends", "postgresql", timeout=400)
     measured = results["backends"]["postgresql"]["instructions"]
