@@ -75,6 +75,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"{backend + ' slow upstream c' + str(slow['concurrency']):<44} {slow['rps']:>9} {slow['p50_ms']:>9} "
             f"{slow['p99_ms']:>9} {slow['errors']:>7}  {slow['bound_fraction']:.0%} of bound, "
+            f"cpu {slow.get('gateway_cpu_ms_per_request')} ms/req, mean in gateway {slow.get('gateway_mean_s')} s "
+            f"of {slow.get('client_mean_s')} s, "
             f"db conns in use: max sampled {slow['db_connections_in_use_sampled_max']:.0f}, "
             f"mean {slow['db_connections_in_use_sampled_mean']}"
         )
@@ -166,6 +168,7 @@ def image_summary(results: dict[str, Any]) -> dict[str, Any]:
         if "slow_upstream" in scenarios:
             summary[f"slow_upstream_bound_fraction_{backend}"] = scenarios["slow_upstream"]["bound_fraction"]
             summary[f"slow_upstream_errors_{backend}"] = scenarios["slow_upstream"]["errors"]
+            summary[f"slow_upstream_gateway_mean_s_{backend}"] = scenarios["slow_upstream"].get("gateway_mean_s")
         if "instructions" in scenarios:
             summary[f"instructions_per_image_{backend}"] = scenarios["instructions"]["instructions_per_image"]
     return summary

@@ -106,6 +106,8 @@ class Bench(Servers):
             def sample() -> None:
                 in_use.append(metric(gateway.url, "grokgate_db_connections_in_use"))
 
+            route = '{route="/api/v1/models/grok-imagine"'
+            cpu = gateway.cpu_seconds()
             load = hey(
                 gateway.url + "/api/v1/models/grok-imagine",
                 n=self.sizes.slow_requests,
@@ -115,11 +117,19 @@ class Bench(Servers):
                 key=key,
                 during=sample,
             )
+            cpu = gateway.cpu_seconds() - cpu
             bound = c / delay
+            inside = metric(gateway.url, "grokgate_http_request_seconds_sum" + route)
+            answered = metric(gateway.url, "grokgate_http_request_seconds_count" + route)
             return {
                 **load.__dict__,
                 "littles_law_bound_rps": bound,
                 "bound_fraction": round(load.rps / bound, 3),
+                "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 2),
+                # A request's time from the gateway's first look at it to its answer, beside the client's (Little's
+                # law: clients / requests per second). Above the upstream's delay, it is time the gateway added.
+                "gateway_mean_s": round(inside / answered, 3) if answered else None,
+                "client_mean_s": round(c / load.rps, 3) if load.rps else None,
                 "max_db_connections_in_use": metric(gateway.url, "grokgate_db_connections_max"),
                 "db_connections_in_use_sampled_max": max(in_use, default=0.0),
                 "db_connections_in_use_sampled_mean": round(statistics.mean(in_use), 2) if in_use else 0.0,

@@ -38,6 +38,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
         "image_rps_vs_floor_c16_sqlite",
         "gateway_cpu_ms_per_image_sqlite",
         "slow_upstream_bound_fraction_sqlite",
+        "slow_upstream_gateway_mean_s_sqlite",
         "poll_cpu_ms_per_job_100",
         "poll_cpu_ms_per_job_10000",
         "notification_lag_p50_s",
@@ -48,6 +49,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     ):
         assert isinstance(summary[key], int | float), key
     assert summary["scaled_down"] is True
+    assert summary["slow_upstream_gateway_mean_s_sqlite"] >= 2.0  # it holds the upstream's own 2 s
     assert summary["ledger_balance_equals_sum"] is True
     assert results["machine"]["load_generator"].startswith("hey")
     assert "image path" in result.stdout

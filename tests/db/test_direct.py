@@ -175,18 +175,23 @@ async def test_another_writer_is_waited_for_without_blocking_the_loop(db: Databa
             await asyncio.sleep(0.01)
             ticks += 1
 
-    async def charge() -> int:
+    async def charge(job_id: str) -> int:
         async with db.direct() as tx:
-            return await ledger.charge(tx, tenant.org_id, "job_a", 1)
+            return await ledger.charge(tx, tenant.org_id, job_id, 1)
 
     ticker = asyncio.create_task(tick())
-    charging = asyncio.create_task(charge())
+    charging = asyncio.create_task(charge("job_a"))
     await asyncio.sleep(0.3)
     assert not charging.done()
     assert ticks >= 10  # the loop ran while the charge waited for the lock
+    # ... and this process's writer slot stayed free: a charge that has not begun holds up no other writer
+    assert not db._direct.writers.locked()
+    second = asyncio.create_task(charge("job_b"))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # it too waits for the other process, not for the first charge
     other.execute("COMMIT")
     other.close()
-    assert await asyncio.wait_for(charging, 5) == 9
+    assert sorted(await asyncio.wait_for(asyncio.gather(charging, second), 5)) == [8, 9]
     ticker.cancel()
 
 

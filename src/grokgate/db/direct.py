@@ -14,10 +14,13 @@ rows with `_mapping` and attributes), and both carry `info` for `engine.changed`
 
 - **SQLite**: one plain `sqlite3` connection of the process's own, used on the event loop's thread. A statement on a
   WAL database without a checkpoint is a few page writes to the OS cache, cheaper than any hop to a thread. Writers
-  of this process queue on the `Database`'s write lock first (as every writer does), so `BEGIN IMMEDIATE` waits only
+  of this process take the `Database`'s writer slot first (as every writer does), so `BEGIN IMMEDIATE` waits only
   for another process: it is tried without SQLite's busy handler and retried with asyncio sleeps, so the loop never
-  waits on a lock. The connection does not checkpoint (`wal_autocheckpoint=0`): every `CHECKPOINT_EVERY` commits, a
-  passive checkpoint runs on one of the pool's connections, in its thread, as SQLite's own would every 1,000 pages.
+  waits on a lock, and the slot is let go while it sleeps (under load a 1 ms sleep ends only after a pass of the
+  event loop, tens of milliseconds in which this process's other writers would have queued behind a transaction
+  that had not begun; with two processes that was most of the time an image spent in the gateway). The connection
+  does not checkpoint (`wal_autocheckpoint=0`): every `CHECKPOINT_EVERY` commits, a passive checkpoint runs on one
+  of the pool's connections, in its thread, as SQLite's own would every 1,000 pages.
 - **PostgreSQL**: asyncpg connections taken from the engine's pool once (set up as its own are, JSON codecs and
   all) and kept for direct transactions (`_KeptConnections`): a checkout's pre-ping costs three round trips, more
   than the charge itself. asyncpg prepares each statement once per connection.
@@ -42,6 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from grokgate.db.prepared import Prepared, Result, Row, prepare
+from grokgate.db.slots import Slots
 
 log = structlog.get_logger(__name__)
 
@@ -198,6 +202,8 @@ class Direct:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.writers = Slots(1)
+        """SQLite: this process's one writer at a time, shared with the ORM's writing transactions."""
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._cache: Cache = {}
         self._sqlite: sqlite3.Connection | None = None
@@ -245,6 +251,7 @@ class Direct:
                 raise _translated(error, "COMMIT") from error
         finally:
             self.hooks.checkin()
+            self.writers.release()
         self._commits += 1
         if self._commits % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
             self._checkpoint = asyncio.create_task(self._fold_wal())
@@ -268,16 +275,22 @@ class Direct:
             log.warning("db.checkpoint_failed", exc_info=True)
 
     async def _begin_immediate(self, connection: sqlite3.Connection) -> None:
-        """Take SQLite's write lock, waiting for another process's writer with asyncio sleeps."""
+        """Take the writer slot and SQLite's write lock; returns holding both. Another process's writer is waited
+        for with asyncio sleeps, without the slot."""
         gave_up = time.monotonic() + self.BUSY_WAIT
         pause = 0.001
         while True:
+            await self.writers.acquire()
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
+                self.writers.release()
                 if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > gave_up:
                     raise _translated(error, "BEGIN IMMEDIATE") from error
+            except BaseException:
+                self.writers.release()
+                raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 
@@ -305,7 +318,7 @@ class _KeptConnections:
         self._cache = cache
         self.hooks = hooks
         self._idle: list[Any] = []
-        self._slots = asyncio.Semaphore(self.SIZE)
+        self._slots = Slots(self.SIZE)
 
     async def _new(self) -> Any:
         pooled = await self.engine.raw_connection()

@@ -12,7 +12,6 @@ without reading it again and again (`jobs/notifications.py`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -84,7 +83,6 @@ class Database:
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_setup(self.engine)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
         """This database's own session class: ORM events listened on it (`orgs/authcache.py`) see only its
         sessions, however many databases one process holds."""
@@ -96,6 +94,8 @@ class Database:
         )
         self._listeners: list[Callable[[Changes, States], None]] = []
         self._direct = Direct(self.engine)
+        self._write_lock = self._direct.writers if self.is_sqlite else None
+        """SQLite: this process's writers, one at a time (ORM and direct transactions alike)."""
 
     @property
     def direct_hooks(self) -> Hooks:
@@ -124,8 +124,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A writing transaction: committed when the block ends, rolled back if it raises.
 
-        On SQLite only one writer can hold the database; writers of this process queue on an asyncio lock instead
-        of in SQLite's busy handler, which sleeps in growing steps and would cut throughput by an order of
+        On SQLite only one writer can hold the database; writers of this process queue for one slot (`db/slots.py`)
+        instead of in SQLite's busy handler, which sleeps in growing steps and would cut throughput by an order of
         magnitude under contention. Other processes still wait on the busy timeout."""
         if self._write_lock is None:
             async with self._writer() as session:
@@ -143,12 +143,8 @@ class Database:
     async def direct(self) -> AsyncIterator[DirectTx]:
         """A writing transaction on the driver itself, for the request path's prebuilt statements
         (`db/direct.py`): what `transaction` does, at a fraction of the CPU, with no ORM."""
-        if self._write_lock is None:
-            async with self._direct.transaction() as tx:
-                yield tx
-        else:
-            async with self._write_lock, self._direct.transaction() as tx:
-                yield tx
+        async with self._direct.transaction() as tx:  # on SQLite it takes the writer slot itself
+            yield tx
         self._announce(_taken(tx.info))
 
     async def single(self, work: Callable[[DirectTx], Awaitable[T]]) -> T:

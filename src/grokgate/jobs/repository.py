@@ -232,6 +232,11 @@ async def count_queued(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Job).where(*_queued())) or 0)
 
 
+async def any_queued(session: AsyncSession) -> bool:
+    """Whether any video waits to be sent (read before `claim_queued`, see `Submitter.claim`)."""
+    return (await session.scalar(select(Job.id).where(*_queued()).limit(1))) is not None
+
+
 async def claim_queued(session: AsyncSession, *, owner: str, lease_seconds: float, after_org: str | None) -> Job | None:
     """Lease the oldest queued video of the organisation whose turn it is: the first, in id order, after
     `after_org` (the one served last), wrapping around. Organisations take turns, one video each, so one

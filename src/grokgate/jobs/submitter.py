@@ -86,12 +86,7 @@ class Submitter:
         while not stop.is_set():
             job = None
             try:
-                async with self.db.transaction() as session:
-                    job = await repository.claim_queued(
-                        session, owner=self.owner, lease_seconds=self.settings.lease, after_org=self._served
-                    )
-                if job is not None:
-                    self._served = job.org_id
+                job = await self.claim()
             except Exception:
                 log.warning("submitter.claim_failed", exc_info=True)
             if job is None:
@@ -100,6 +95,22 @@ class Submitter:
                 continue
             with self.leases.holding(job.id), structlog.contextvars.bound_contextvars(job_id=job.id):
                 await self._send_or_stop(job, stop)
+
+    async def claim(self) -> Job | None:
+        """The next queued video, leased to this process, or None. Read first: an empty queue (most of the time,
+        and each of the `concurrency` workers asks every tick) then costs a read, where a writing transaction would
+        hold SQLite's one writer slot across the pool's thread hops, under load tens of milliseconds that every
+        request's charge waited behind (`db/slots.py`)."""
+        async with self.db.reader() as session:
+            if not await repository.any_queued(session):
+                return None
+        async with self.db.transaction() as session:
+            job = await repository.claim_queued(
+                session, owner=self.owner, lease_seconds=self.settings.lease, after_org=self._served
+            )
+        if job is not None:
+            self._served = job.org_id
+        return job
 
     async def _send_or_stop(self, job: Job, stop: asyncio.Event) -> None:
         """Send the job, unless the process stops while it waits for a key: then it goes back in the queue."""
