@@ -44,7 +44,7 @@ from grokgate.jobs.endpoints import parse_body
 from grokgate.jobs.models import Job
 from grokgate.jobs.schemas import GenerateRequest
 from grokgate.jobs.spec import build_spec
-from grokgate.orgs.auth import Generate, JobsRead
+from grokgate.orgs.auth import AUTHORIZATION_HEADER, JobsRead, authorize
 from grokgate.orgs.service import Caller
 from grokgate.storage.models import Media
 from grokgate.storage.service import job_media
@@ -61,15 +61,16 @@ _SAYS = {
 _SUBMIT_ERRORS = errors(400, 402, 404, 409, 413, 415, 422, 500, 502, says=_SAYS)
 _IMAGE_ERRORS = {**_SUBMIT_ERRORS, **errors(410)}
 """An image answered in `b64_json` is read from our store: on a replay after its retention, it is gone (410)."""
-_IDEMPOTENCY = {
+_SUBMIT_HEADERS = {
     "parameters": [
-        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}}
+        AUTHORIZATION_HEADER,  # the submitting routes call `authorize` themselves (see there)
+        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}},
     ]
 }
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {**json_body(model), **_IDEMPOTENCY}
+    return {**json_body(model), **_SUBMIT_HEADERS}
 
 
 def _native_request(native: Native) -> GenerateRequest:
@@ -169,7 +170,8 @@ _VIDEO_OK: dict[int | str, dict[str, Any]] = {
     responses={**_IMAGE_OK, **_IMAGE_ERRORS},
     openapi_extra=_body(GenerateImageRequest),
 )
-async def generate_images(request: Request, caller: Generate) -> JSONResponse:
+async def generate_images(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     job, body, headers = await _submit(request, caller, "images/generations", GenerateImageRequest)
     return await _image_answer(services_of(request), job, body.response_format, headers)
 
@@ -180,7 +182,8 @@ async def generate_images(request: Request, caller: Generate) -> JSONResponse:
     responses={**_IMAGE_OK, **_IMAGE_ERRORS},
     openapi_extra=_body(EditImageRequest),
 )
-async def edit_images(request: Request, caller: Generate) -> JSONResponse:
+async def edit_images(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     job, body, headers = await _submit(request, caller, "images/edits", EditImageRequest)
     return await _image_answer(services_of(request), job, body.response_format, headers)
 
@@ -191,7 +194,8 @@ async def edit_images(request: Request, caller: Generate) -> JSONResponse:
     responses={**_VIDEO_OK, **_SUBMIT_ERRORS},
     openapi_extra=_body(GenerateVideoRequest),
 )
-async def generate_video(request: Request, caller: Generate) -> JSONResponse:
+async def generate_video(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     job, _, headers = await _submit(request, caller, "videos/generations", GenerateVideoRequest)
     return JSONResponse({"request_id": job.id}, headers=headers)
 
@@ -202,7 +206,8 @@ async def generate_video(request: Request, caller: Generate) -> JSONResponse:
     responses={**_VIDEO_OK, **_SUBMIT_ERRORS},
     openapi_extra=_body(EditVideoRequest),
 )
-async def edit_video(request: Request, caller: Generate) -> JSONResponse:
+async def edit_video(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     job, _, headers = await _submit(request, caller, "videos/edits", EditVideoRequest)
     return JSONResponse({"request_id": job.id}, headers=headers)
 
@@ -213,7 +218,8 @@ async def edit_video(request: Request, caller: Generate) -> JSONResponse:
     responses={**_VIDEO_OK, **_SUBMIT_ERRORS},
     openapi_extra=_body(ExtendVideoRequest),
 )
-async def extend_video(request: Request, caller: Generate) -> JSONResponse:
+async def extend_video(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     job, _, headers = await _submit(request, caller, "videos/extensions", ExtendVideoRequest)
     return JSONResponse({"request_id": job.id}, headers=headers)
 

@@ -39,7 +39,7 @@ from grokgate.jobs.schemas import (
 from grokgate.jobs.spec import build_spec, preferred_wait
 from grokgate.jobs.views import generic_answer, image_answer, job_json, present, video_answer
 from grokgate.jobs.waiters import Hold
-from grokgate.orgs.auth import Generate, JobsRead, JobsWrite
+from grokgate.orgs.auth import AUTHORIZATION_HEADER, JobsRead, JobsWrite, authorize
 from grokgate.orgs.service import Caller
 from grokgate.webhooks.urls import check_webhook_url
 
@@ -47,6 +47,7 @@ router = APIRouter(prefix="/api/v1", tags=["jobs"], responses=AUTHENTICATED)
 
 _POST_HEADERS = {
     "parameters": [
+        AUTHORIZATION_HEADER,  # the two POST routes call `authorize` themselves (see there)
         {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}},
         {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string", "example": "wait=30"}},
     ]
@@ -165,7 +166,8 @@ async def _create(
     },
     openapi_extra=_body_schema(GenerateRequest),
 )
-async def generate(request: Request, caller: Generate) -> JSONResponse:
+async def generate(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     body, body_hash = await parse_body(request, GenerateRequest)
 
     def answer(job: Job, waited: bool) -> tuple[int, dict[str, Any]]:
@@ -184,7 +186,8 @@ async def generate(request: Request, caller: Generate) -> JSONResponse:
     responses={201: {"model": JobCreated, "description": "Job created"}, **errors(400, 402, 409, 413, 422, 500, 502)},
     openapi_extra=_body_schema(GenericJobRequest),
 )
-async def create_job(request: Request, caller: Generate) -> JSONResponse:
+async def create_job(request: Request) -> JSONResponse:
+    caller = await authorize(request, "generate")
     generic, body_hash = await parse_body(request, GenericJobRequest)
     try:
         body = generic.as_generate_request()
