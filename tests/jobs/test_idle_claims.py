@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import event
 
 from grokgate.billing import ledger
-from grokgate.db.base import new_id, utcnow
+from grokgate.db.base import utcnow
 from grokgate.db.engine import _READ_ONLY, Database
 from grokgate.db.leases import LeaseKeeper
 from grokgate.jobs import repository
@@ -27,6 +27,7 @@ from grokgate.upstream.xai import XaiUpstream
 from grokgate.webhooks.outbox import enqueue
 from grokgate.webhooks.schedule import parse_schedule
 from grokgate.webhooks.sender import SenderSettings, WebhookSender
+from tests.db.test_direct import _job_row
 from tests.support import free_port, make_tenant
 
 
@@ -47,29 +48,17 @@ def writing_transactions(db: Database) -> Iterator[list[str]]:
 
 
 def _queued_video(org_id: str) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "id": new_id("job"),
-        "org_id": org_id,
-        "key_id": None,
+    """A video no key had room for: pending, not sent, nobody's, with what to send."""
+    return _job_row(org_id) | {
         "kind": "video",
         "model": "grok-imagine-video",
-        "workflow": "grok-imagine",
-        "webhook_url": None,
-        "request_id": None,
         "status": "pending",
         "input": {"prompt": "a tide coming in"},
         "credits_charged": 5,
-        "credits_refunded": 0,
-        "poll_count": 0,
-        "poll_failures": 0,
         "lease_owner": None,
         "lease_expires_at": None,
-        "next_poll_at": now,
+        "next_poll_at": utcnow(),
         "upstream_request": {"model": "grok-imagine-video", "prompt": "a tide coming in"},
-        "deadline_at": now + timedelta(seconds=600),
-        "created_at": now,
-        "updated_at": now,
     }
 
 
