@@ -318,7 +318,7 @@ class _KeptConnections:
         self._cache = cache
         self.hooks = hooks
         self._idle: list[Any] = []
-        self._slots = Slots(self.SIZE)
+        self._slots = asyncio.Semaphore(self.SIZE)
 
     async def _new(self) -> Any:
         pooled = await self.engine.raw_connection()
