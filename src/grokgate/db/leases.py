@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import ColumnElement, Integer, Table, Update, any_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Select, Table, Update, any_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.db.base import utcnow
@@ -66,6 +66,18 @@ def claim_statement(
     return update(table).where(chosen).values(**values, **(keep or {})).returning(*returning)
 
 
+def _candidates(model: Any, due: list[ColumnElement[bool]]) -> Select[Any]:
+    """The ids of `model`'s rows that are due and whose lease is free: what `claim` may take."""
+    return select(model.id).where(lease_is_free(model), *due)
+
+
+async def anything_due(session: AsyncSession, model: Any, *, due: list[ColumnElement[bool]]) -> bool:
+    """Whether `claim` would find a row. A round reads this before it opens a writing transaction: an empty round
+    (most of them) then costs a read, where on SQLite the transaction would hold the one writer slot across the
+    pool's thread hops, which every request's charge waits behind (`db/slots.py`)."""
+    return await session.scalar(_candidates(model, due).limit(1)) is not None
+
+
 async def claim(
     session: AsyncSession,
     model: type[T],
@@ -81,7 +93,7 @@ async def claim(
     """Lease up to `limit` rows of `model` matching `due`; `keep` names columns the claim must not touch."""
     table: Any = model
     free = lease_is_free(table)
-    candidates = select(table.id).where(free, *due).order_by(order_by).limit(limit)
+    candidates = _candidates(table, due).order_by(order_by).limit(limit)
     if is_postgres:
         candidates = candidates.with_for_update(skip_locked=True)
     ids = list((await session.scalars(candidates)).all())

@@ -22,14 +22,14 @@ from time import perf_counter
 
 import httpx
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
 from grokgate.background import run_rounds
 from grokgate.db.base import utcnow
 from grokgate.db.engine import Database
-from grokgate.db.leases import claim, lease_is_free
+from grokgate.db.leases import anything_due, claim
 from grokgate.errors import ApiError
 from grokgate.metrics import Metrics
 from grokgate.orgs.models import Organization
@@ -92,11 +92,8 @@ class WebhookSender:
 
     async def round(self) -> int:
         due = [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow()]
-        # Read first: an empty round (most of them) then costs a read; a writing transaction would hold SQLite's
-        # one writer slot across the pool's thread hops, which every request's charge waits behind (`db/slots.py`).
-        anything = select(WebhookDelivery.id).where(lease_is_free(WebhookDelivery), *due).limit(1)
         async with self.db.reader() as session:
-            if await session.scalar(anything) is None:
+            if not await anything_due(session, WebhookDelivery, due=due):
                 return 0
         async with self.db.transaction() as session:
             deliveries = await claim(
