@@ -119,3 +119,21 @@ async def test_expired_key_from_the_cli_is_refused(gateway: Gateway) -> None:
     await asyncio.sleep(1.1)
     response = await gateway.client.get("/api/v1/organization", headers={"Authorization": f"Bearer {key['key']}"})
     assert response.json()["code"] == "KEY_EXPIRED"
+
+
+async def test_routes_that_authorize_themselves_document_the_header_as_the_dependency_does(gateway: Gateway) -> None:
+    """The submitting routes call `authorize` directly and write their `Authorization` parameter by hand
+    (`orgs/auth.AUTHORIZATION_HEADER`): it must stay what FastAPI makes of the dependency's `Header` on the others."""
+    paths = (await gateway.client.get("/openapi.json")).json()["paths"]
+
+    def authorization(operation: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in operation.get("parameters", []) if p["name"].lower() == "authorization"]
+
+    [made_by_fastapi] = authorization(paths["/api/v1/jobs/{jobId}"]["get"])
+    for path, method in [
+        ("/api/v1/models/grok-imagine", "post"),
+        ("/api/v1/jobs", "post"),
+        ("/v1/images/generations", "post"),
+        ("/v1/videos/generations", "post"),
+    ]:
+        assert authorization(paths[path][method]) == [made_by_fastapi], path
