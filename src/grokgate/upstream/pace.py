@@ -54,8 +54,10 @@ class DatabasePace:
 
     async def take(self, key_id: str, kind: Kind, gap: float) -> float:
         column = UpstreamKey.image_next_at if kind == "image" else UpstreamKey.video_next_at
-        now = time.time()
         async with self.db.transaction() as session:
+            # The moment is read once the transaction holds the write lock: read before, a wait for the lock would
+            # date the grant early, and the next one could follow it by less than `gap`.
+            now = time.time()
             taken = await session.execute(
                 update(UpstreamKey)
                 .where(UpstreamKey.id == key_id, column <= now)
