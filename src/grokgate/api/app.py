@@ -27,6 +27,7 @@ from grokgate.api.metrics import RequestMetrics
 from grokgate.api.requests import RequestIds
 from grokgate.api.responses import document
 from grokgate.api.responses import errors as error_responses
+from grokgate.api.routing import add_routes
 from grokgate.api.state import Services
 from grokgate.background import run_rounds
 from grokgate.billing import endpoints as billing_endpoints
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_org_routes.router,
         admin_ops_routes.router,
     ):
-        app.include_router(router)
+        add_routes(app, router)
     console.install(app, settings)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")

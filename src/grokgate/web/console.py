@@ -47,6 +47,7 @@ def console_of(request: Request) -> Console:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    from grokgate.api.routing import add_routes
     from grokgate.web import account_pages, billing_pages, job_pages, key_pages
     from grokgate.web.operator import common, money_pages, ops_pages, org_pages, sign_in
 
@@ -71,5 +72,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(SignInRequired, sign_in_first)
     app.add_exception_handler(common.OperatorSignInRequired, common.sign_in_first)
     for module in (account_pages, job_pages, key_pages, billing_pages, sign_in, org_pages, ops_pages, money_pages):
-        app.include_router(module.router)
+        add_routes(app, module.router)
     app.mount("/static", StaticFiles(packages=[("grokgate.web", "static")]), name="static")
