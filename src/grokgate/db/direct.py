@@ -31,6 +31,7 @@ A driver's error is raised as SQLAlchemy's (`IntegrityError`, `OperationalError`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -207,6 +208,8 @@ class Direct:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._cache: Cache = {}
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_readers: list[sqlite3.Connection] = []
+        """SQLite: idle connections of direct reads (one, unless a read's block awaits something real)."""
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
         self.hooks = Hooks()
@@ -214,11 +217,15 @@ class Direct:
 
     def _sqlite_connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
-            connection = sqlite3.connect(self.engine.url.database or "", isolation_level=None)
-            for pragma in (*SQLITE_PRAGMAS, "busy_timeout=0", "wal_autocheckpoint=0"):
-                connection.execute(f"PRAGMA {pragma}")
-            self._sqlite = connection
+            self._sqlite = self._sqlite_open("wal_autocheckpoint=0")
         return self._sqlite
+
+    def _sqlite_open(self, *pragmas: str) -> sqlite3.Connection:
+        # No busy handler (`timeout=0`), from the first statement on: it would wait on the event loop's thread.
+        connection = sqlite3.connect(self.engine.url.database or "", isolation_level=None, timeout=0)
+        for pragma in (*SQLITE_PRAGMAS, *pragmas):
+            connection.execute(f"PRAGMA {pragma}")
+        return connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectTx]:
@@ -255,6 +262,54 @@ class Direct:
         self._commits += 1
         if self._commits % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
             self._checkpoint = asyncio.create_task(self._fold_wal())
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[DirectTx]:
+        """SQLite only: a read transaction (one snapshot) on a connection of its own, on the event loop's thread.
+
+        Why: a read through the pool's session costs about a dozen hops to aiosqlite's thread, and a job's poll on
+        SQLite took 2.2 ms of the gateway's CPU against 0.7 ms on PostgreSQL (`GET /api/v1/jobs/{jobId}`, 16
+        connections); the statement itself is a B-tree lookup in the memory map. A reader of a WAL database waits for
+        no writer, so it needs neither the writer slot nor a thread. The connection is `query_only`: a write
+        slipped into a read fails instead of bypassing the slot. Only another process recovering the WAL makes a
+        reader wait (`SQLITE_BUSY`): the snapshot is retried with asyncio sleeps, as `BEGIN IMMEDIATE` is."""
+        connection = await self._reader()
+        self.hooks.checkout()
+        self.hooks.statement()
+        try:
+            try:
+                yield SQLiteTx(connection, self.engine, self._cache, self.hooks)
+            finally:  # nothing to keep; ending the snapshot lets checkpoints go past it
+                with contextlib.suppress(sqlite3.Error):  # a connection left in its transaction is closed below
+                    connection.execute("ROLLBACK")
+        finally:
+            self.hooks.checkin()
+            if connection.in_transaction:
+                connection.close()
+            else:
+                self._sqlite_readers.append(connection)
+
+    async def _reader(self) -> sqlite3.Connection:
+        """A read connection (an idle one, or a new one) in a read transaction whose snapshot is taken: a deferred
+        `BEGIN` takes it at the first read, so one is made here, where `SQLITE_BUSY` can still be retried."""
+        gave_up = time.monotonic() + self.BUSY_WAIT
+        pause = 0.001
+        while True:
+            connection: sqlite3.Connection | None = None
+            try:
+                connection = self._sqlite_readers.pop() if self._sqlite_readers else self._sqlite_open("query_only=ON")
+                connection.execute("BEGIN")
+                connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return connection
+            except sqlite3.OperationalError as error:
+                if connection is not None:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    self._sqlite_readers.append(connection)
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > gave_up:
+                    raise _translated(error, "BEGIN") from error
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     @asynccontextmanager
     async def autocommit(self, *, fresh: bool = False) -> AsyncIterator[DirectTx]:
@@ -301,6 +356,9 @@ class Direct:
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
+        readers, self._sqlite_readers = self._sqlite_readers, []
+        for reader in readers:
+            reader.close()
         if self._postgres is not None:
             await self._postgres.close()
 

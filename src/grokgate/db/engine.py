@@ -184,13 +184,13 @@ class Database:
 
     @asynccontextmanager
     async def quick_read(self) -> AsyncIterator[Tx]:
-        """A read of a few prebuilt statements (a job polled by its client, or woken for a held one). On PostgreSQL
-        a direct transaction: no checkout from the pool, so no pre-ping's three round trips before the one read.
-        On SQLite the reader pool's session: the direct connection belongs to the writers, and a read must never
-        queue behind them."""
+        """A read of a few prebuilt statements (a job polled by its client, or woken for a held one), on the direct
+        path. On PostgreSQL a direct transaction: no checkout from the pool, so no pre-ping's three round trips
+        before the one read. On SQLite a direct read on a connection of its own (`Direct.read`): the writers' one
+        must not be shared, and a read must never queue behind them."""
         if self.is_sqlite:
-            async with self.reader() as session:
-                yield session
+            async with self._direct.read() as tx:
+                yield tx
         else:
             async with self._direct.transaction() as tx:
                 yield tx

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import sqltypes
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def prepare(statement: Any, dialect: Dialect, keys: Iterable[str]) -> Prepared:
     fillers = {column.key: _filler(column.default) for column in compiled.insert_prefetch if column.key not in keys}
     fillers |= {column.key: _filler(column.onupdate) for column in compiled.update_prefetch if column.key not in keys}
     columns = list(statement.exported_columns)  # a SELECT's columns, or what an INSERT/UPDATE returns
-    readers = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    readers = tuple(_reader(column.type, dialect) for column in columns)
     return Prepared(
         sql=state.statement,
         names=names,
@@ -70,6 +71,15 @@ def prepare(statement: Any, dialect: Dialect, keys: Iterable[str]) -> Prepared:
         readers=readers,
         fillers=fillers,
     )
+
+
+def _reader(kind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """A column's result converter. A numeric one depends on the type code the driver reports with the rows
+    (asyncpg's float8 needs none, its numeric one), which the column's own type tells here: PostgreSQL's `FLOAT`
+    is float8 (OID 701), `NUMERIC` is 1700."""
+    code = 701 if isinstance(kind, sqltypes.Float) else 1700 if isinstance(kind, sqltypes.Numeric) else None
+    reader: Callable[[Any], Any] | None = kind.dialect_impl(dialect).result_processor(dialect, code)
+    return reader
 
 
 def _filler(default: Any) -> Callable[[], Any]:

@@ -232,9 +232,13 @@ async def count_queued(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Job).where(*_queued())) or 0)
 
 
-async def any_queued(session: AsyncSession) -> bool:
-    """Whether any video waits to be sent (read before `claim_queued`, see `Submitter.claim`)."""
-    return (await session.scalar(select(Job.id).where(*_queued()).limit(1))) is not None
+_ANY_QUEUED = select(Job.id).where(*_queued()).limit(1)
+
+
+async def any_queued(tx: Tx) -> bool:
+    """Whether any video waits to be sent: read before `claim_queued` (see `Submitter.claim`), and before a video
+    is sent at once (a queued one goes first)."""
+    return (await tx.scalar(_ANY_QUEUED)) is not None
 
 
 async def claim_queued(session: AsyncSession, *, owner: str, lease_seconds: float, after_org: str | None) -> Job | None:

@@ -17,7 +17,7 @@ from grokgate.errors import ApiError
 from grokgate.orgs.auth import JobsRead
 from grokgate.storage import signing
 from grokgate.storage.models import Media
-from grokgate.storage.service import job_media
+from grokgate.storage.service import find_media, job_media
 
 router = APIRouter(tags=["media"])
 log = structlog.get_logger(__name__)
@@ -83,8 +83,8 @@ async def media(
     expires = signing.parse_expiry(exp)
     if expires is None or not signing.verify(links.secret, mediaId, exp, sig):
         raise ApiError(403, "INVALID_SIGNATURE", "This media link is invalid or has expired")
-    async with services.db.reader() as session:
-        row = await session.get(Media, mediaId)
+    async with services.db.quick_read() as tx:
+        row = await find_media(tx, mediaId)
     if row is None:
         raise ApiError(404, "NOT_FOUND", f"Media {mediaId} not found")
     if row.deleted_at is not None:

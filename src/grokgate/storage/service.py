@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from grokgate.db.base import detached, table_of
+from grokgate.db.direct import Tx
 from grokgate.db.engine import Database
 from grokgate.storage.models import Media, ServerSecret
 
@@ -30,8 +31,15 @@ async def signing_secret(db: Database, configured: str | None) -> str:
     raise RuntimeError("could not read or create the media signing secret")
 
 
-async def find_media(session: AsyncSession, media_id: str) -> Media | None:
-    return await session.get(Media, media_id)
+_MEDIA = table_of(Media)
+_FIND = select(*_MEDIA.c).where(_MEDIA.c.id == bindparam("media_id"))
+
+
+async def find_media(tx: Tx, media_id: str) -> Media | None:
+    """One media row by id, read with a prebuilt statement: a download reads it in a quick read
+    (`Database.quick_read`), where a session's `get` cost about 1.5 ms of CPU on SQLite."""
+    row = (await tx.execute(_FIND, {"media_id": media_id})).one_or_none()
+    return None if row is None else detached(Media, row._mapping)
 
 
 async def job_media(db: Database, job_id: str) -> list[Media]:
