@@ -16,7 +16,7 @@ from grokgate.jobs.endpoints import parse_body
 from grokgate.jobs.schemas import GenerateRequest
 from grokgate.jobs.spec import build_spec
 from grokgate.orgs.auth import Generate, JobsRead
-from grokgate.orgs.service import get_org
+from grokgate.orgs.service import read_org
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"], responses=AUTHENTICATED)
 
@@ -55,8 +55,8 @@ async def quote(request: Request, caller: Generate) -> JSONResponse:
     spec = build_spec(
         body, max_image_url_bytes=services.settings.max_image_url_bytes, catalogue=services.settings.catalogue
     )
-    async with services.db.reader() as session:
-        remaining = (await get_org(session, caller.org_id)).credits_remaining
+    async with services.db.quick_read() as tx:
+        remaining = (await read_org(tx, caller.org_id)).credits_remaining
     return JSONResponse(
         {
             "model": spec.model,

@@ -9,15 +9,15 @@ from grokgate.api.responses import AUTHENTICATED
 from grokgate.api.state import services_of
 from grokgate.db.base import iso
 from grokgate.orgs.auth import AccountRead
-from grokgate.orgs.service import get_org
+from grokgate.orgs.service import read_org
 
 router = APIRouter(prefix="/api/v1", tags=["account"], responses=AUTHENTICATED)
 
 
 @router.get("/organization", summary="Your organisation, plan and balance")
 async def organization(request: Request, caller: AccountRead) -> JSONResponse:
-    async with services_of(request).db.reader() as session:
-        org = await get_org(session, caller.org_id)
+    async with services_of(request).db.quick_read() as tx:
+        org = await read_org(tx, caller.org_id)
     return JSONResponse(
         {
             "id": org.id,

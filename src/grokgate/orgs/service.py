@@ -6,13 +6,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from grokgate.billing import ledger
 from grokgate.billing.amounts import checked
 from grokgate.billing.caps import NO_CAPS, Caps, check_cap
-from grokgate.db.base import new_id, utcnow
+from grokgate.db.base import detached, new_id, table_of, utcnow
+from grokgate.db.direct import Tx
 from grokgate.db.engine import Database
 from grokgate.errors import ApiError
 from grokgate.orgs import keys
@@ -49,11 +50,29 @@ async def create_org(session: AsyncSession, name: str, credits: int) -> Organiza
     return org
 
 
+def _org_not_found(org_id: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", f"Organization {org_id} not found", {"orgId": org_id})
+
+
 async def get_org(session: AsyncSession, org_id: str) -> Organization:
+    """The organisation, held by `session` (what it changes is written at the commit)."""
     org = await session.get(Organization, org_id)
     if org is None:
-        raise ApiError(404, "NOT_FOUND", f"Organization {org_id} not found", {"orgId": org_id})
+        raise _org_not_found(org_id)
     return org
+
+
+_ORGS = table_of(Organization)
+_READ_ORG = select(*_ORGS.c).where(_ORGS.c.id == bindparam("org_id"))
+
+
+async def read_org(tx: Tx, org_id: str) -> Organization:
+    """The organisation as it is, to answer with (a copy no session holds): a customer's balance reads it in a
+    quick read (`Database.quick_read`)."""
+    row = (await tx.execute(_READ_ORG, {"org_id": org_id})).one_or_none()
+    if row is None:
+        raise _org_not_found(org_id)
+    return detached(Organization, row._mapping)
 
 
 async def any_org(session: AsyncSession) -> Organization | None:

@@ -42,7 +42,11 @@ async def find_media(tx: Tx, media_id: str) -> Media | None:
     return None if row is None else detached(Media, row._mapping)
 
 
+_OF_JOB = select(*_MEDIA.c).where(_MEDIA.c.job_id == bindparam("job_id")).order_by(_MEDIA.c.created_at)
+
+
 async def job_media(db: Database, job_id: str) -> list[Media]:
-    async with db.reader() as session:
-        rows = await session.scalars(select(Media).where(Media.job_id == job_id).order_by(Media.created_at))
-        return list(rows.all())
+    """A job's media rows, oldest first (an xAI-compatible image answer reads them on every request)."""
+    async with db.quick_read() as tx:
+        rows = (await tx.execute(_OF_JOB, {"job_id": job_id})).all()
+    return [detached(Media, row._mapping) for row in rows]
