@@ -71,6 +71,11 @@ def table(results: dict[str, Any]) -> str:
                 f"{backend + ' image path ' + c:<44} {load['rps']:>9} {load['p50_ms']:>9} {load['p99_ms']:>9} "
                 f"{load['errors']:>7}  cpu {load['gateway_cpu_ms_per_request']} ms/req"
             )
+        for name, load in scenarios.get("reads", {}).items():
+            lines.append(
+                f"{backend + ' read: ' + name + ' c16':<44} {load['rps']:>9} {load['p50_ms']:>9} {load['p99_ms']:>9} "
+                f"{load['errors']:>7}  cpu {load['gateway_cpu_ms_per_request']} ms/req"
+            )
         slow = scenarios["slow_upstream"]
         lines.append(
             f"{backend + ' slow upstream c' + str(slow['concurrency']):<44} {slow['rps']:>9} {slow['p50_ms']:>9} "
@@ -156,8 +161,9 @@ def video_summary(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def image_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The image path's figures of each database that ran it, for the summary: the CPU per image at c16 and the
-    fraction of the Little's-law bound held on the slow upstream."""
+    """The image path's figures of each database that ran it, for the summary: the CPU per image at c16, per read
+    of a customer's (a poll, a download, the balance) and the fraction of the Little's-law bound held on the slow
+    upstream."""
     summary: dict[str, Any] = {}
     for backend, scenarios in results["backends"].items():
         if "image_path" in scenarios:
@@ -165,6 +171,8 @@ def image_summary(results: dict[str, Any]) -> dict[str, Any]:
                 "gateway_cpu_ms_per_request"
             ]
             summary[f"image_rps_c16_{backend}"] = scenarios["image_path"]["c16"]["rps"]
+        for name, load in scenarios.get("reads", {}).items():
+            summary[f"gateway_cpu_ms_per_{name}_{backend}"] = load["gateway_cpu_ms_per_request"]
         if "slow_upstream" in scenarios:
             summary[f"slow_upstream_bound_fraction_{backend}"] = scenarios["slow_upstream"]["bound_fraction"]
             summary[f"slow_upstream_errors_{backend}"] = scenarios["slow_upstream"]["errors"]

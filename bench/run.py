@@ -87,6 +87,7 @@ def main() -> None:
         for backend in backends:
             results["backends"][backend] = {
                 "image_path": bench.image_path(backend),
+                "reads": bench.reads(backend),
                 "slow_upstream": bench.slow_upstream(backend),
                 "ledger": bench.ledger(backend),
                 "videos": {

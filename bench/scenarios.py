@@ -92,6 +92,27 @@ class Bench(Servers):
                 out[f"c{c}"] = {**load.__dict__, "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 2)}
         return out
 
+    def reads(self, backend: str) -> dict[str, Any]:
+        """What a customer reads most, at 16 connections: a job's poll (`GET /api/v1/jobs/{jobId}`), its stored
+        image (the signed `/media` link) and the balance (`GET /api/v1/organization`); the gateway's CPU for each."""
+        out: dict[str, Any] = {}
+        with self.served(backend) as (gateway, key, _, _):
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            made = httpx.post(gateway.url + "/api/v1/models/grok-imagine", content=IMAGE_BODY, headers=headers)
+            made.raise_for_status()
+            paths = {
+                "poll": (gateway.url + f"/api/v1/jobs/{made.json()['jobId']}", key),
+                "download": (made.json()["imageUrl"], None),
+                "balance": (gateway.url + "/api/v1/organization", key),
+            }
+            for name, (url, auth) in paths.items():
+                hey(url, n=50, c=4, key=auth)  # warm-up
+                before = gateway.cpu_seconds()
+                load = hey(url, n=self.sizes.requests, c=16, key=auth)
+                cpu = gateway.cpu_seconds() - before
+                out[name] = {**load.__dict__, "gateway_cpu_ms_per_request": round(1000 * cpu / load.requests, 3)}
+        return out
+
     def instructions(self, backend: str) -> dict[str, Any]:
         """Instructions per image request under callgrind (`bench/instructions.py`): the figure that does not move
         with the host's load, for comparing two commits."""

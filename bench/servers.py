@@ -44,7 +44,16 @@ SIZES = {
 }
 HELD = {"full": (10_000, 150.0), "quick": (300, 40.0), "tiny": (20, 8.0)}
 """Clients held at once in the held-clients scenario, and seconds from its start to the moment every video ends."""
-SCENARIOS = ("image_path", "slow_upstream", "ledger", "videos", "steady_videos", "held_clients", "instructions")
+SCENARIOS = (
+    "image_path",
+    "reads",
+    "slow_upstream",
+    "ledger",
+    "videos",
+    "steady_videos",
+    "held_clients",
+    "instructions",
+)
 """`instructions` runs only when asked for (`--only`): under valgrind it takes minutes and needs valgrind."""
 INSTRUCTION_REQUESTS = {"full": 100, "quick": 30, "tiny": 3}
 """Images counted under callgrind (each takes about half a second there)."""

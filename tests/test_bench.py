@@ -37,6 +37,9 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     for key in (
         "image_rps_vs_floor_c16_sqlite",
         "gateway_cpu_ms_per_image_sqlite",
+        "gateway_cpu_ms_per_poll_sqlite",
+        "gateway_cpu_ms_per_download_sqlite",
+        "gateway_cpu_ms_per_balance_sqlite",
         "slow_upstream_bound_fraction_sqlite",
         "slow_upstream_gateway_mean_s_sqlite",
         "poll_cpu_ms_per_job_100",
@@ -53,6 +56,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path: Path) -> None:
     assert summary["ledger_balance_equals_sum"] is True
     assert results["machine"]["load_generator"].startswith("hey")
     assert "image path" in result.stdout
+    assert "read: poll c16" in result.stdout
 
 
 @pytest.mark.e2e

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from grokgate.db.engine import Database
+from grokgate.storage import endpoints as media_endpoints
 from grokgate.storage import signing
 from grokgate.storage.retention import sweep_expired
 from grokgate.storage.store import MediaStore, open_store
@@ -49,7 +50,13 @@ async def test_image_is_stored_and_served_byte_identical(gateway: Gateway, sandb
     assert item["size"] == len(served.content)
 
 
-async def test_video_is_stored_with_a_poster_and_served_in_ranges(gateway: Gateway, sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("answered", ["whole", "streamed"])
+async def test_video_is_stored_with_a_poster_and_served_in_ranges(
+    gateway: Gateway, sandbox: Sandbox, answered: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways a download is answered: read whole (up to `WHOLE_UP_TO` bytes) and streamed (larger)."""
+    if answered == "streamed":
+        monkeypatch.setattr(media_endpoints, "WHOLE_UP_TO", 0)
     tenant = await gateway.tenant()
     job_id = (await gateway.generate(tenant, {"prompt": "kept video", "duration": 2})).json()["jobId"]
     job = await wait_job(gateway.client, tenant, job_id)

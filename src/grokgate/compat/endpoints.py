@@ -133,8 +133,7 @@ async def _read_all(services: Services, row: Media) -> str:
     if row.deleted_at is not None:
         raise ApiError(410, "MEDIA_EXPIRED", f"Media {row.id} passed its retention period and was deleted")
     try:
-        chunks = await services.media_store.open(row.key, 0, row.size)
-        data = b"".join([chunk async for chunk in chunks])
+        data = await services.media_store.read(row.key, 0, row.size)
     except FileNotFoundError:
         raise ApiError(
             404, "MEDIA_MISSING", f"The stored bytes of media {row.id} cannot be found", {"mediaId": row.id}

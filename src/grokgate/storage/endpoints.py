@@ -22,6 +22,11 @@ from grokgate.storage.service import find_media, job_media
 router = APIRouter(tags=["media"])
 log = structlog.get_logger(__name__)
 
+WHOLE_UP_TO = 4 * 1024 * 1024
+"""A download of at most this many bytes (an image, a poster) is read whole and answered as one body: a streamed
+answer costs a task group and a trip through the store's runtime per chunk (a 19 KB image at 16 connections: about
+a fifth of the request's CPU). Larger ones (videos) stream, never whole in memory."""
+
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The single range `bytes=a-b` / `a-` / `-n` asks for, as (start, end exclusive); None for the whole file.
@@ -116,6 +121,9 @@ async def media(
     if end == start:
         return Response(status_code=status, headers=headers, media_type=row.content_type)
     try:
+        if end - start <= WHOLE_UP_TO:
+            whole = await store.read(row.key, start, end)
+            return Response(whole, status_code=status, headers=headers, media_type=row.content_type)
         body = await store.open(row.key, start, end)
     except FileNotFoundError:
         raise _missing(row) from None
