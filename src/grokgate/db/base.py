@@ -53,6 +53,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_to_sqlite(value: datetime | None) -> str | None:
+    """What `UTCDateTime` binds on SQLite (naive UTC, then SQLAlchemy's `DATETIME` text), in one C call: the
+    direct path's binder (`db/prepared.py`); the chain of the type and its dialect's formatter cost 3.4 us a value,
+    a few percent of the event loop at 10,000 videos in flight."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def utc_from_sqlite(value: str | None) -> datetime | None:
+    """What `UTCDateTime` reads from SQLite's text, in one C call (the direct path's reader)."""
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
