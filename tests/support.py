@@ -303,3 +303,22 @@ async def kill_connections(db_url: str) -> int:
     finally:
         await admin.close()
     return killed
+
+
+@contextlib.asynccontextmanager
+async def loop_ticks(every: float = 0.01) -> AsyncIterator[Callable[[], int]]:
+    """Counts the event loop's turns of `every` seconds while the block runs (the block reads the count from the
+    function it is given): a call that blocks the loop shows as turns that did not happen."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(every)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield lambda: ticks
+    finally:
+        ticker.cancel()

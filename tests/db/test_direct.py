@@ -25,7 +25,7 @@ from grokgate.orgs.models import Organization
 from grokgate.storage.links import MediaLinks
 from grokgate.storage.models import MediaObject
 from grokgate.storage.retention import ObjectClaims
-from tests.support import BACKEND, kill_connections, make_tenant
+from tests.support import BACKEND, kill_connections, loop_ticks, make_tenant
 
 
 def _job_row(org_id: str) -> dict[str, Any]:
@@ -167,32 +167,24 @@ async def test_another_writer_is_waited_for_without_blocking_the_loop(db: Databa
     tenant = await make_tenant(db_url, credits=10)
     other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)  # as another process would
     other.execute("BEGIN IMMEDIATE")
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
 
     async def charge(job_id: str) -> int:
         async with db.direct() as tx:
             return await ledger.charge(tx, tenant.org_id, job_id, 1)
 
-    ticker = asyncio.create_task(tick())
-    charging = asyncio.create_task(charge("job_a"))
-    await asyncio.sleep(0.3)
-    assert not charging.done()
-    assert ticks >= 10  # the loop ran while the charge waited for the lock
-    # ... and this process's writer slot stayed free: a charge that has not begun holds up no other writer
-    assert not db._direct.writers.locked()
-    second = asyncio.create_task(charge("job_b"))
-    await asyncio.sleep(0.05)
-    assert not second.done()  # it too waits for the other process, not for the first charge
-    other.execute("COMMIT")
-    other.close()
-    assert sorted(await asyncio.wait_for(asyncio.gather(charging, second), 5)) == [8, 9]
-    ticker.cancel()
+    async with loop_ticks() as ticks:
+        charging = asyncio.create_task(charge("job_a"))
+        await asyncio.sleep(0.3)
+        assert not charging.done()
+        assert ticks() >= 10  # the loop ran while the charge waited for the lock
+        # ... and this process's writer slot stayed free: a charge that has not begun holds up no other writer
+        assert not db._direct.writers.locked()
+        second = asyncio.create_task(charge("job_b"))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # it too waits for the other process, not for the first charge
+        other.execute("COMMIT")
+        other.close()
+        assert sorted(await asyncio.wait_for(asyncio.gather(charging, second), 5)) == [8, 9]
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's WAL")

@@ -20,7 +20,7 @@ from grokgate.jobs import repository
 from grokgate.storage.models import Media
 from grokgate.storage.service import find_media
 from tests.db.test_direct import _job_row
-from tests.support import BACKEND, make_tenant
+from tests.support import BACKEND, loop_ticks, make_tenant
 
 
 async def _open(tx: DirectTx, row: dict[str, Any]) -> None:
@@ -94,25 +94,16 @@ async def test_another_process_holding_the_file_is_waited_for_without_blocking_t
     other.execute("PRAGMA locking_mode=EXCLUSIVE")
     other.execute("BEGIN EXCLUSIVE")
     other.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (row["id"],))
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    try:
-        reading = asyncio.create_task(_job_status(db, tenant.org_id, row["id"]))
-        await asyncio.sleep(0.3)
-        assert not reading.done()
-        assert ticks >= 10  # the loop ran while the read waited
-    finally:
-        other.execute("COMMIT")
-        other.close()
-    assert await asyncio.wait_for(reading, 5) == "queued"
-    ticker.cancel()
+    async with loop_ticks() as ticks:
+        try:
+            reading = asyncio.create_task(_job_status(db, tenant.org_id, row["id"]))
+            await asyncio.sleep(0.3)
+            assert not reading.done()
+            assert ticks() >= 10  # the loop ran while the read waited
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert await asyncio.wait_for(reading, 5) == "queued"
 
 
 async def test_a_media_row_reads_the_same_on_the_direct_path_as_through_the_orm(db: Database, db_url: str) -> None:
