@@ -1,6 +1,7 @@
 """Quick reads (`Database.quick_read`): a job's poll reads on the direct path. On SQLite that is a connection of its
 own on the event loop's thread (`Direct.read`): it sees every commit, waits for no writer of this process, cannot
-write, and waits for another process that holds the whole file without blocking the loop."""
+write, and waits for another process that holds the whole file without blocking the loop. On PostgreSQL it is one
+statement outside any transaction, sent again on a new connection if the kept one was cut."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from grokgate.jobs import repository
 from grokgate.storage.models import Media
 from grokgate.storage.service import find_media
 from tests.db.test_direct import _job_row
-from tests.support import BACKEND, loop_ticks, make_tenant
+from tests.support import BACKEND, kill_connections, loop_ticks, make_tenant
 
 
 async def _open(tx: DirectTx, row: dict[str, Any]) -> None:
@@ -29,8 +30,7 @@ async def _open(tx: DirectTx, row: dict[str, Any]) -> None:
 
 
 async def _job_status(db: Database, org_id: str, job_id: str) -> str | None:
-    async with db.quick_read() as tx:
-        job = await repository.get(tx, org_id, job_id)
+    job = await db.quick_read(lambda tx: repository.get(tx, org_id, job_id))
     return None if job is None else job.status
 
 
@@ -63,17 +63,12 @@ async def test_a_quick_read_sees_each_commit_and_not_a_writer_still_at_work(db: 
 async def test_a_write_slipped_into_a_quick_read_fails_and_changes_nothing(db: Database, db_url: str) -> None:
     tenant = await make_tenant(db_url, credits=10)
 
-    async def charge_in_a_read() -> None:
-        async with db.quick_read() as tx:
-            assert isinstance(tx, DirectTx)
-            await ledger.charge(tx, tenant.org_id, "job_a", 4)
-
     with pytest.raises(OperationalError, match="readonly"):
-        await charge_in_a_read()
+        await db.quick_read(lambda tx: ledger.charge(tx, tenant.org_id, "job_a", 4))
     async with db.reader() as session:
         assert await ledger.balance_of(session, tenant.org_id) == ledger.Balance(10, 10)
-    async with db.quick_read() as tx:  # the connection is usable again, and was not left in a transaction
-        assert await repository.get(tx, tenant.org_id, "job_none") is None
+    # The connection is usable again, and was not left in a transaction.
+    assert await db.quick_read(lambda tx: repository.get(tx, tenant.org_id, "job_none")) is None
     [connection] = db._direct._sqlite_readers
     assert not connection.in_transaction
 
@@ -130,10 +125,20 @@ async def test_a_media_row_reads_the_same_on_the_direct_path_as_through_the_orm(
         session.add(media)
     async with db.reader() as session:
         expected = {column.key: getattr(await session.get(Media, media.id), column.key) for column in Media.__table__.c}
-    async with db.quick_read() as tx:
-        found = await find_media(tx, media.id)
-        assert await find_media(tx, "med_none") is None
+    found = await db.quick_read(lambda tx: find_media(tx, media.id))
+    assert await db.quick_read(lambda tx: find_media(tx, "med_none")) is None
     assert found is not None
     assert {column.key: getattr(found, column.key) for column in Media.__table__.c} == expected
     assert expected["duration"] == 6.04
     assert expected["deleted_at"] is None
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's kept connections")
+async def test_a_quick_read_on_a_kept_connection_killed_while_idle_is_sent_again(db: Database, db_url: str) -> None:
+    tenant = await make_tenant(db_url, credits=10)
+    row = _job_row(tenant.org_id)
+    async with db.direct() as tx:
+        await _open(tx, row)
+    assert await _job_status(db, tenant.org_id, row["id"]) == "processing"  # a connection is kept now
+    assert await kill_connections(db_url) >= 1
+    assert await _job_status(db, tenant.org_id, row["id"]) == "processing"

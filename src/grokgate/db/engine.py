@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from grokgate.config import async_database_url
-from grokgate.db.direct import SQLITE_PRAGMAS, Direct, DirectTx, Hooks, Tx, connection_lost
+from grokgate.db.direct import SQLITE_PRAGMAS, Direct, DirectTx, Hooks, connection_lost
 
 log = structlog.get_logger(__name__)
 
@@ -156,6 +156,23 @@ class Database:
         if self.is_sqlite:
             async with self.direct() as tx:
                 return await work(tx)
+        return await self._outside_transactions(work)
+
+    async def quick_read(self, work: Callable[[DirectTx], Awaitable[T]]) -> T:
+        """Run `work`: a read of a prebuilt statement on the direct path (a job polled by its client or woken for a
+        held one, a download's media row, the balance), where a pooled session cost a checkout (with its pre-ping
+        on PostgreSQL) and on SQLite a dozen hops to aiosqlite's thread. On PostgreSQL outside any transaction, one
+        round trip instead of three, run again on a new connection if the kept one turns out cut (a read does no
+        harm twice); each statement reads its own snapshot there. On SQLite a read transaction on a connection of
+        its own (`Direct.read`): the writers' one must not be shared, and a read must never queue behind them."""
+        if self.is_sqlite:
+            async with self._direct.read() as tx:
+                return await work(tx)
+        return await self._outside_transactions(work)
+
+    async def _outside_transactions(self, work: Callable[[DirectTx], Awaitable[T]]) -> T:
+        """PostgreSQL: `work` on a kept connection with each statement committing by itself; again on a new
+        connection if the kept one turns out cut by the server."""
         for fresh in (False, True):
             try:
                 async with self.autocommit(fresh=fresh) as tx:
@@ -181,19 +198,6 @@ class Database:
         async with self._direct.autocommit(fresh=fresh) as tx:
             yield tx
         self._announce(_taken(tx.info))
-
-    @asynccontextmanager
-    async def quick_read(self) -> AsyncIterator[Tx]:
-        """A read of a few prebuilt statements (a job polled by its client, or woken for a held one), on the direct
-        path. On PostgreSQL a direct transaction: no checkout from the pool, so no pre-ping's three round trips
-        before the one read. On SQLite a direct read on a connection of its own (`Direct.read`): the writers' one
-        must not be shared, and a read must never queue behind them."""
-        if self.is_sqlite:
-            async with self._direct.read() as tx:
-                yield tx
-        else:
-            async with self._direct.transaction() as tx:
-                yield tx
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

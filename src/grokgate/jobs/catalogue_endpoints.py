@@ -55,8 +55,7 @@ async def quote(request: Request, caller: Generate) -> JSONResponse:
     spec = build_spec(
         body, max_image_url_bytes=services.settings.max_image_url_bytes, catalogue=services.settings.catalogue
     )
-    async with services.db.quick_read() as tx:
-        remaining = (await read_org(tx, caller.org_id)).credits_remaining
+    remaining = (await services.db.quick_read(lambda tx: read_org(tx, caller.org_id))).credits_remaining
     return JSONResponse(
         {
             "model": spec.model,

@@ -146,8 +146,7 @@ class JobService:
         if spec.video_url is None or not spec.video_url.startswith(prefix):
             return spec
         media_id = spec.video_url[len(prefix) :].partition("?")[0]
-        async with self.db.quick_read() as tx:
-            row = await find_media(tx, media_id)
+        row = await self.db.quick_read(lambda tx: find_media(tx, media_id))
         if row is None or row.org_id != caller.org_id or row.role != "video" or row.deleted_at is not None:
             raise ApiError(400, "INVALID_URL", "video_url: is not one of your stored videos", {"field": "video_url"})
         return replace(spec, video_url=links.url(media_id))
@@ -349,8 +348,7 @@ class JobService:
         return stored
 
     async def _videos_queued(self) -> bool:
-        async with self.db.quick_read() as tx:
-            return await repository.any_queued(tx)
+        return await self.db.quick_read(repository.any_queued)
 
     async def _queue(self, job: Job, request: VideoRequest) -> Job:
         """Leave the video to the submitter (`jobs/submitter.py`), which sends it when a key's pace allows. An
@@ -368,8 +366,7 @@ class JobService:
         return queued
 
     async def get(self, caller: Caller, job_id: str, *, with_input: bool = True) -> Job:
-        async with self.db.quick_read() as session:
-            job = await repository.get(session, caller.org_id, job_id, with_input=with_input)
+        job = await self.db.quick_read(lambda tx: repository.get(tx, caller.org_id, job_id, with_input=with_input))
         if job is None:
             raise job_not_found(job_id)
         return job

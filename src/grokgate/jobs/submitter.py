@@ -101,9 +101,8 @@ class Submitter:
         and each of the `concurrency` workers asks every tick) then costs a read, where a writing transaction would
         hold SQLite's one writer slot across the pool's thread hops, under load tens of milliseconds that every
         request's charge waited behind (`db/slots.py`)."""
-        async with self.db.quick_read() as tx:
-            if not await repository.any_queued(tx):
-                return None
+        if not await self.db.quick_read(repository.any_queued):
+            return None
         async with self.db.transaction() as session:
             job = await repository.claim_queued(
                 session, owner=self.owner, lease_seconds=self.settings.lease, after_org=self._served
@@ -168,8 +167,7 @@ class Submitter:
         return VideoRequest(**body)
 
     async def _data_uri(self, media_id: str) -> str:
-        async with self.db.quick_read() as tx:
-            row = await find_media(tx, media_id)
+        row = await self.db.quick_read(lambda tx: find_media(tx, media_id))
         if row is None:
             raise LookupError(f"the queued video's input image {media_id} is gone")
         chunks = [chunk async for chunk in await self.store.open(row.key, 0, row.size)]

@@ -16,8 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["account"], responses=AUTHENTICATED)
 
 @router.get("/organization", summary="Your organisation, plan and balance")
 async def organization(request: Request, caller: AccountRead) -> JSONResponse:
-    async with services_of(request).db.quick_read() as tx:
-        org = await read_org(tx, caller.org_id)
+    org = await services_of(request).db.quick_read(lambda tx: read_org(tx, caller.org_id))
     return JSONResponse(
         {
             "id": org.id,

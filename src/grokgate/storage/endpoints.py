@@ -88,8 +88,7 @@ async def media(
     expires = signing.parse_expiry(exp)
     if expires is None or not signing.verify(links.secret, mediaId, exp, sig):
         raise ApiError(403, "INVALID_SIGNATURE", "This media link is invalid or has expired")
-    async with services.db.quick_read() as tx:
-        row = await find_media(tx, mediaId)
+    row = await services.db.quick_read(lambda tx: find_media(tx, mediaId))
     if row is None:
         raise ApiError(404, "NOT_FOUND", f"Media {mediaId} not found")
     if row.deleted_at is not None:

@@ -47,6 +47,5 @@ _OF_JOB = select(*_MEDIA.c).where(_MEDIA.c.job_id == bindparam("job_id")).order_
 
 async def job_media(db: Database, job_id: str) -> list[Media]:
     """A job's media rows, oldest first (an xAI-compatible image answer reads them on every request)."""
-    async with db.quick_read() as tx:
-        rows = (await tx.execute(_OF_JOB, {"job_id": job_id})).all()
-    return [detached(Media, row._mapping) for row in rows]
+    result = await db.quick_read(lambda tx: tx.execute(_OF_JOB, {"job_id": job_id}))
+    return [detached(Media, row._mapping) for row in result.all()]
