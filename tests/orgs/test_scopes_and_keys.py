@@ -122,15 +122,18 @@ async def test_expired_key_from_the_cli_is_refused(gateway: Gateway) -> None:
 
 
 async def test_routes_that_authorize_themselves_document_the_header_as_the_dependency_does(gateway: Gateway) -> None:
-    """The submitting routes call `authorize` directly and write their `Authorization` parameter by hand
-    (`orgs/auth.AUTHORIZATION_HEADER`): it must stay what FastAPI makes of the dependency's `Header` on the others."""
+    """The submitting routes and the two polls call `authorize` directly and write their `Authorization` parameter
+    by hand (`orgs/auth.AUTHORIZATION_HEADER`): it must stay what FastAPI makes of the dependency's `Header` on the
+    others."""
     paths = (await gateway.client.get("/openapi.json")).json()["paths"]
 
     def authorization(operation: dict[str, Any]) -> list[dict[str, Any]]:
         return [p for p in operation.get("parameters", []) if p["name"].lower() == "authorization"]
 
-    [made_by_fastapi] = authorization(paths["/api/v1/jobs/{jobId}"]["get"])
+    [made_by_fastapi] = authorization(paths["/api/v1/jobs"]["get"])
     for path, method in [
+        ("/api/v1/jobs/{jobId}", "get"),
+        ("/v1/videos/{request_id}", "get"),
         ("/api/v1/models/grok-imagine", "post"),
         ("/api/v1/jobs", "post"),
         ("/v1/images/generations", "post"),
