@@ -27,9 +27,10 @@ from grokgate.orgs.service import Caller, authenticate_cached, touch_key
 async def authorize(request: Request, scope: str) -> Caller:
     """Who is calling (API key or console session), checked for `scope` and counted against the plan's limits.
 
-    Routes take it as a dependency (`JobsRead`, ...). The routes that submit work call it themselves, with the
-    `Authorization` header documented by hand (`AUTHORIZATION_HEADER`): FastAPI's solving of even this one dependency
-    (its cache key, the header parameter's validation) was about a twentieth of an image request's CPU."""
+    Routes take it as a dependency (`JobsRead`, ...). The routes that submit work, and the two polls, call it
+    themselves, with the `Authorization` header documented by hand (`AUTHORIZATION_HEADER`): FastAPI's solving of
+    even this one dependency (its cache key, the header parameter's validation) was about a twentieth of an image
+    request's CPU, and more of a poll's."""
     services = services_of(request)
     authorization = request.headers.get("authorization")
     cookie = request.cookies.get(sessions.COOKIE) if authorization is None else None
