@@ -223,8 +223,12 @@ class Direct:
     def _sqlite_open(self, *pragmas: str) -> sqlite3.Connection:
         # No busy handler (`timeout=0`), from the first statement on: it would wait on the event loop's thread.
         connection = sqlite3.connect(self.engine.url.database or "", isolation_level=None, timeout=0)
-        for pragma in (*SQLITE_PRAGMAS, *pragmas):
-            connection.execute(f"PRAGMA {pragma}")
+        try:
+            for pragma in (*SQLITE_PRAGMAS, *pragmas):
+                connection.execute(f"PRAGMA {pragma}")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     @asynccontextmanager
@@ -271,8 +275,9 @@ class Direct:
         SQLite took 2.2 ms of the gateway's CPU against 0.7 ms on PostgreSQL (`GET /api/v1/jobs/{jobId}`, 16
         connections); the statement itself is a B-tree lookup in the memory map. A reader of a WAL database waits for
         no writer, so it needs neither the writer slot nor a thread. The connection is `query_only`: a write
-        slipped into a read fails instead of bypassing the slot. Only another process recovering the WAL makes a
-        reader wait (`SQLITE_BUSY`): the snapshot is retried with asyncio sleeps, as `BEGIN IMMEDIATE` is."""
+        slipped into a read fails instead of bypassing the slot. Only another process that holds the file whole
+        (recovering the WAL, or in exclusive locking mode) makes a reader wait (`SQLITE_BUSY`): the snapshot is
+        retried with asyncio sleeps, as `BEGIN IMMEDIATE` is."""
         connection = await self._reader()
         self.hooks.checkout()
         self.hooks.statement()
