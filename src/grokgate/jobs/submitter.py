@@ -170,8 +170,8 @@ class Submitter:
         row = await self.db.quick_read(lambda tx: find_media(tx, media_id))
         if row is None:
             raise LookupError(f"the queued video's input image {media_id} is gone")
-        chunks = [chunk async for chunk in await self.store.open(row.key, 0, row.size)]
-        encoded = await asyncio.to_thread(lambda: pybase64.b64encode(b"".join(chunks)).decode())
+        data = await self.store.read(row.key, 0, row.size)  # an input image: small enough to hold whole
+        encoded = await asyncio.to_thread(lambda: pybase64.b64encode(data).decode())
         return f"data:{row.content_type};base64,{encoded}"
 
     async def _end(self, job: Job, decision: states.Fail) -> None:
