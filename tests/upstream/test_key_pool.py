@@ -25,6 +25,7 @@ from grokgate.upstream.sandbox.state import key_id
 from grokgate.upstream.xai import key_id_of
 from tests.conftest import gateway_settings
 from tests.support import LiveServer, Tenant, make_tenant
+from tests.upstream.sandbox_support import png_data_uri
 
 KEY_A = "xai-pool-key-aaaaaaaa"
 KEY_B = "xai-pool-key-bbbbbbbb"
@@ -305,3 +306,20 @@ async def test_a_429_from_one_key_fails_over_to_another(db_url: str, tmp_path: P
         assert refused  # xAI did say no
         assert len(taken) == 4
         assert {entry["key"] for entry in taken} == {key_id(KEY_A), key_id(KEY_B)}
+
+
+@pytest.mark.timeout(60)
+async def test_a_queued_video_is_sent_with_its_input_image_as_given(db_url: str, tmp_path: Path) -> None:
+    """A queued video keeps its inline input image as a stored media reference (`Submitter`); when it is sent, xAI
+    gets the same bytes back as a data URI."""
+    image = png_data_uri((16, 16))
+    async with pool_setup(db_url, tmp_path, keys=(KEY_A,), rps=1) as setup:
+        tenant = await make_tenant(db_url, 10_000)
+        body = {"prompt": "from an image", "model": "image-to-video", "duration": 1, "image_url": image}
+        answers = await asyncio.gather(*(setup.post(tenant, body) for _ in range(3)))
+        assert {r.status_code for r in answers} == {202}, [r.text for r in answers]
+        jobs = await setup.until_ended(3, seconds=30)
+        assert {job.status for job in jobs} == {"completed"}, failures(jobs)
+        submits = await setup.journal("/v1/videos/generations")
+        assert len(submits) == 3
+        assert [entry["body"]["image"]["url"] for entry in submits] == [image] * 3
